@@ -1,0 +1,62 @@
+"""How an artifact was made: versions, command line, time, host."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from dfdet import __version__
+
+
+def config_hash(config: Any) -> str:
+    """Stable short hash of a JSON-able configuration (sorted keys, no whitespace)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def array_hash(*arrays: Any) -> str:
+    """Hash of array contents (dtype, shape and bytes) — identifies the data a calibration or model was fitted on."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(np.asarray(a))
+        if a.dtype.kind in "OUS":
+            a = np.asarray([str(v) for v in a.ravel()], dtype=object)
+            h.update("\x1f".join(a).encode())
+        else:
+            h.update(str(a.dtype).encode() + str(a.shape).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def provenance(**extra: Any) -> dict[str, Any]:
+    """A JSON-able record of the running dfdet, python, key libraries, argv and UTC time."""
+    libs = {}
+    for name in ("numpy", "torch", "librosa", "sklearn", "soundfile", "h5py"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            libs[name] = getattr(mod, "__version__", "?")
+    rec = {
+        "dfdet_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": libs,
+        "argv": list(sys.argv),
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    rec.update(extra)
+    return rec
