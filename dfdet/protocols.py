@@ -1,0 +1,295 @@
+"""Label files -> utterances: ASVspoof 2019 CM protocols, In-the-Wild `meta.csv`, and generic CSV/TSV tables.
+
+Reading a label file never touches the audio (a corpus can be described before it is unpacked, and featurize reports
+missing audio per file). Every error names the file and line and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from dfdet.errors import DfdetError, UsageError
+from dfdet.inputs import Utterance, _abspath, common_root, ids_relative_to
+from dfdet.labels import parse_label
+
+__all__ = ["LABEL_KINDS", "Utterance", "detect_kind", "read_labels"]
+
+LABEL_KINDS: tuple[str, ...] = ("auto", "asvspoof2019", "itw", "table")
+PARTITIONS: tuple[str, ...] = ("train", "dev", "eval")
+_ID_PARTITION = {"T": "train", "D": "dev", "E": "eval"}  # LA_T_1138215 -> train
+
+# Column names accepted in generic tables, first match wins.
+PATH_COLUMNS = ("path", "file", "filename", "audio", "audio_path", "wav")
+LABEL_COLUMNS = ("label", "key", "class")
+UTT_COLUMNS = ("utt_id", "uttid", "utt", "id")
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk")
+SYSTEM_COLUMNS = ("system", "system_id", "attack", "attack_id")
+DOMAIN_COLUMNS = ("domain",)
+
+_FORMATS_HINT = (
+    "expected an ASVspoof 2019 CM protocol (SPEAKER FILE_ID - SYSTEM KEY), an In-the-Wild meta.csv "
+    "(file,speaker,label) or a CSV/TSV with a header containing path (or file) and label"
+)
+
+
+def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise DfdetError(f"{path}: is a directory, not a label file", "pass the protocol / meta.csv / table file")
+    if not path.exists():
+        raise DfdetError(f"{path}: label file not found", "check the --labels path")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise DfdetError(f"{path}: label file is not UTF-8 text ({exc.reason})", "save it as UTF-8") from exc
+    except OSError as exc:
+        raise DfdetError(
+            f"{path}: cannot read label file ({exc.strerror or exc})", "check the file permissions"
+        ) from exc
+
+
+def _first_line(text: str) -> tuple[int, str] | None:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return lineno, line
+    return None
+
+
+def _delimiter(line: str, path: Path) -> str:
+    if "\t" in line or path.suffix.lower() == ".tsv":
+        return "\t"
+    return ","
+
+
+def _header(line: str, delim: str) -> list[str]:
+    return [c.strip().lower() for c in next(csv.reader([line], delimiter=delim))]
+
+
+def _pick(header: list[str], names: Iterable[str]) -> int | None:
+    for name in names:
+        if name in header:
+            return header.index(name)
+    return None
+
+
+def _is_asvspoof_line(line: str) -> bool:
+    fields = line.split()
+    return len(fields) == 5 and fields[4].lower() in ("bonafide", "spoof")
+
+
+def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
+    """Which label format a file holds, from its first line: `asvspoof2019`, `itw` or `table`."""
+    p = Path(path)
+    text = _read_text(p) if text is None else text
+    first = _first_line(text)
+    if first is None:
+        raise DfdetError(f"{p}: label file is empty", _FORMATS_HINT)
+    _, line = first
+    if _is_asvspoof_line(line):
+        return "asvspoof2019"
+    header = _header(line, _delimiter(line, p))
+    if sorted(header) == ["file", "label", "speaker"]:
+        return "itw"
+    if _pick(header, PATH_COLUMNS) is not None and _pick(header, LABEL_COLUMNS) is not None:
+        return "table"
+    raise DfdetError(f"{p}: cannot tell the label file format from its first line {line.strip()[:80]!r}", _FORMATS_HINT)
+
+
+def _check_duplicate(seen: dict[str, int], utt_id: str, where: str, lineno: int) -> None:
+    if utt_id in seen:
+        raise DfdetError(
+            f"{where}:{lineno}: duplicate utt_id {utt_id!r} (first on line {seen[utt_id]})",
+            "each utterance must appear once; remove or rename the duplicate row",
+        )
+    seen[utt_id] = lineno
+
+
+def _sorted(utts: list[Utterance], p: Path) -> list[Utterance]:
+    if not utts:
+        raise DfdetError(f"{p}: label file has no utterances", _FORMATS_HINT)
+    return sorted(utts, key=lambda u: u.utt_id)
+
+
+# --- ASVspoof 2019 --------------------------------------------------------------------------------------------------
+
+
+def _protocol_partition(p: Path) -> str | None:
+    name = p.name.lower()
+    for part in PARTITIONS:
+        if f".{part}." in name or name.startswith(f"{part}.") or f"_{part}." in name:
+            return part
+    return None
+
+
+class _AsvspoofAudio:
+    """Finds `<root>/ASVspoof2019_<LA|PA>_<part>/flac/ID.flac`, tolerating a root that is the partition or flac dir."""
+
+    def __init__(self, root: Path, access: str) -> None:
+        self.root = root
+        self.access = access
+        self._dirs: dict[str, str] = {}
+
+    def flac_dir(self, part: str) -> str:
+        if part not in self._dirs:
+            official = self.root / f"ASVspoof2019_{self.access}_{part}" / "flac"
+            candidates = [official, self.root / "flac"]
+            if self.root.name == "flac":
+                candidates.append(self.root)
+            self._dirs[part] = str(next((d for d in candidates if d.is_dir()), official))
+        return self._dirs[part]
+
+    def path(self, file_id: str, part: str | None) -> str:
+        if part is None:
+            fields = file_id.split("_")
+            part = _ID_PARTITION.get(fields[1]) if len(fields) >= 3 else None
+        if part is not None:
+            return f"{self.flac_dir(part)}/{file_id}.flac"
+        hits = [f"{self.flac_dir(q)}/{file_id}.flac" for q in PARTITIONS]
+        return next((h for h in hits if os.path.exists(h)), hits[0])
+
+
+def _read_asvspoof(p: Path, text: str, numeric: bool, audio_root: Path | None) -> list[Utterance]:
+    root = audio_root if audio_root is not None else Path(_abspath(p)).parent.parent
+    access = "PA" if ".pa." in p.name.lower() else "LA"
+    finder = _AsvspoofAudio(Path(_abspath(root)), access)
+    part = _protocol_partition(p)
+    seen: dict[str, int] = {}
+    utts: list[Utterance] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 5:
+            raise DfdetError(
+                f"{p}:{lineno}: expected 5 fields 'SPEAKER FILE_ID - SYSTEM KEY', got {len(fields)}",
+                "fix the line, or pass --label-kind if this is not an ASVspoof 2019 CM protocol",
+            )
+        speaker, file_id, _, system, key = fields
+        label = parse_label(key, numeric=numeric, where=f"{p}:{lineno}: ")
+        _check_duplicate(seen, file_id, str(p), lineno)
+        path = finder.path(file_id, part)
+        utts.append(Utterance(file_id, path, label, speaker, "" if system == "-" else system))
+    return _sorted(utts, p)
+
+
+# --- CSV / TSV tables (In-the-Wild meta.csv is one) ------------------------------------------------------------------
+
+
+def _rows(p: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header (lower-cased) and data rows with their line numbers; blank rows skipped, ragged rows rejected."""
+    first = _first_line(text)
+    if first is None:
+        raise DfdetError(f"{p}: label file is empty", _FORMATS_HINT)
+    delim = _delimiter(first[1], p)
+    reader = csv.reader(io.StringIO(text), delimiter=delim)
+    header: list[str] | None = None
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            if header is None:
+                if row[0].lstrip().startswith("#"):
+                    continue
+                header = [c.strip().lower() for c in row]
+                continue
+            if len(row) != len(header):
+                sep = "tab" if delim == "\t" else "comma"
+                raise DfdetError(
+                    f"{p}:{reader.line_num}: malformed row: {len(row)} fields, header has {len(header)}",
+                    f"use one {sep}-separated value per header column (quote values that contain the separator)",
+                )
+            rows.append((reader.line_num, [c.strip() for c in row]))
+    except csv.Error as exc:
+        raise DfdetError(f"{p}:{reader.line_num}: malformed CSV ({exc})", "fix the quoting on that line") from exc
+    assert header is not None
+    return header, rows
+
+
+def _require(p: Path, header: list[str], names: tuple[str, ...], what: str) -> int:
+    idx = _pick(header, names)
+    if idx is None:
+        raise DfdetError(f"{p}: no {what} column in header {','.join(header)}", f"name one column {' or '.join(names)}")
+    return idx
+
+
+def _read_itw(p: Path, text: str, numeric: bool) -> list[Utterance]:
+    header, rows = _rows(p, text)
+    i_file = _require(p, header, ("file",), "file")
+    i_label = _require(p, header, ("label",), "label")
+    i_spk = _require(p, header, ("speaker",), "speaker")
+    base = os.path.dirname(_abspath(p))
+    seen: dict[str, int] = {}
+    utts: list[Utterance] = []
+    for lineno, row in rows:
+        name = row[i_file]
+        if not name:
+            raise DfdetError(f"{p}:{lineno}: empty file name", "fill in the file column")
+        label = parse_label(row[i_label], numeric=numeric, where=f"{p}:{lineno}: ")
+        path = _abspath(name, base)
+        utt_id = ids_relative_to([path], base)[0] if not os.path.isabs(name) else Path(name).stem
+        _check_duplicate(seen, utt_id, str(p), lineno)
+        utts.append(Utterance(utt_id, path, label, row[i_spk], ""))
+    return _sorted(utts, p)
+
+
+def _read_table(p: Path, text: str, numeric: bool) -> list[Utterance]:
+    header, rows = _rows(p, text)
+    i_path = _require(p, header, PATH_COLUMNS, "path")
+    i_label = _require(p, header, LABEL_COLUMNS, "label")
+    i_utt, i_spk = _pick(header, UTT_COLUMNS), _pick(header, SPEAKER_COLUMNS)
+    i_sys, i_dom = _pick(header, SYSTEM_COLUMNS), _pick(header, DOMAIN_COLUMNS)
+    base = os.path.dirname(_abspath(p))
+    for lineno, row in rows:
+        if not row[i_path]:
+            raise DfdetError(f"{p}:{lineno}: empty path", f"fill in the {header[i_path]} column")
+    paths = [_abspath(row[i_path], base) for _, row in rows]
+    # Default ids: relative to the table's directory, or to the paths' common root when some lie outside it.
+    inside = all(os.path.commonpath([base, q]) == base for q in paths)
+    default_ids = ids_relative_to(paths, base if inside or not paths else common_root(paths))
+    seen: dict[str, int] = {}
+    utts: list[Utterance] = []
+    for (lineno, row), path, default_id in zip(rows, paths, default_ids, strict=True):
+        label = parse_label(row[i_label], numeric=numeric, where=f"{p}:{lineno}: ")
+        utt_id = row[i_utt] if i_utt is not None and row[i_utt] else default_id
+        _check_duplicate(seen, utt_id, str(p), lineno)
+        utts.append(
+            Utterance(
+                utt_id,
+                path,
+                label,
+                row[i_spk] if i_spk is not None else "",
+                row[i_sys] if i_sys is not None else "",
+                row[i_dom] if i_dom is not None else "",
+            )
+        )
+    return _sorted(utts, p)
+
+
+def read_labels(
+    path: str | os.PathLike,
+    kind: str = "auto",
+    numeric_labels: bool = False,
+    audio_root: str | os.PathLike | None = None,
+) -> list[Utterance]:
+    """Utterances (id, audio path, label, speaker, system, domain) from a label file, sorted by utt_id.
+
+    kind: auto | asvspoof2019 | itw | table. `audio_root` (ASVspoof only) is the directory holding
+    `ASVspoof2019_LA_{train,dev,eval}/`; default: the protocol directory's parent (the LA root). Numeric labels
+    (0 bona fide, 1 spoof) are accepted only with `numeric_labels=True`.
+    """
+    if kind not in LABEL_KINDS:
+        raise UsageError(f"unknown label kind {kind!r}", f"use one of {', '.join(LABEL_KINDS)}")
+    p = Path(path)
+    text = _read_text(p)
+    if kind == "auto":
+        kind = detect_kind(p, text)
+    if kind == "asvspoof2019":
+        return _read_asvspoof(p, text, numeric_labels, Path(audio_root) if audio_root is not None else None)
+    if kind == "itw":
+        return _read_itw(p, text, numeric_labels)
+    return _read_table(p, text, numeric_labels)
