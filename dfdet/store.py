@@ -8,7 +8,9 @@ recipe name, its configuration JSON and hash, dfdet version, argv and time.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,13 @@ class FeatureSet:
     recipe_config: dict[str, Any] | None = None
     recipe_hash: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)  # {"utt_id", "path", "reason"} per skipped input
     source: str = ""
+    domain: list[str] = field(default_factory=list)  # e.g. "lab" / "wild"; empty strings when unknown
 
     def __post_init__(self) -> None:
         n = len(self.X)
-        for name in ("path", "speaker", "system"):
+        for name in ("path", "speaker", "system", "domain"):
             if not getattr(self, name):
                 setattr(self, name, [""] * n)
         if self.duration is None:
@@ -78,6 +81,7 @@ class FeatureSet:
             attrs=dict(self.attrs),
             failures=[],
             source=self.source,
+            domain=pick(self.domain),
         )
 
 
@@ -103,7 +107,8 @@ def read_npz(path: str | Path) -> FeatureSet:
             y = np.asarray(z["y"]).astype(np.int8)
             names = [str(n) for n in z["feature_names"]] if "feature_names" in z.files else []
     except (OSError, ValueError) as e:
-        raise InputError(path, f"not a readable npz file ({e})", "pass an HDF5 store from `dfdet featurize` or an .npz") from e
+        fix = "pass an HDF5 store from `dfdet featurize` or an .npz"
+        raise InputError(path, f"not a readable npz file ({e})", fix) from e
     if X.ndim != 2 or len(y) != len(X):
         raise InputError(path, f"X has shape {X.shape} and y {y.shape}", "X must be [N, D] with one label per row")
     if not names:
@@ -111,7 +116,8 @@ def read_npz(path: str | Path) -> FeatureSet:
     groups = groups_from_labels(names)
     recipe = recipe_config = recipe_hash = None
     feature_names = names
-    from dfdet.features import get_recipe, recipe_hash as _rhash
+    from dfdet.features import get_recipe
+    from dfdet.features import recipe_hash as _rhash
 
     seed = get_recipe("seed154")
     if [(g.name.lower(), g.stop - g.start) for g in groups] == [
@@ -145,31 +151,454 @@ def load_features(path: str | Path) -> FeatureSet:
     return read_hdf5(p)
 
 
+# ---- HDF5 -----------------------------------------------------------------------------------------------------
+
+ROW_STRINGS = ("utt_id", "path", "speaker", "system", "domain")
+_RESERVED_ATTRS = frozenset(
+    {
+        "schema_version",
+        "format",
+        "recipe",
+        "recipe_config",
+        "recipe_hash",
+        "dfdet_version",
+        "argv",
+        "created",
+        "provenance",
+        "rows",
+        "attrs_json",
+    }
+)
+_MAX_CHUNK_ROWS = 4096
+
+
+def h5open(path: str | Path, mode: str = "r") -> Any:
+    """h5py.File without HDF5's advisory file locking, which fails on many cluster filesystems (NFS, Lustre).
+
+    Safe here: a store is written by one process into a private temp file and only renamed into place when complete.
+    """
+    import h5py
+
+    try:
+        return h5py.File(path, mode, locking=False)
+    except TypeError:  # pragma: no cover - h5py < 3.5
+        return h5py.File(path, mode)
+
+
+def _now() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class StoreWriter:
+    """Stream rows into an HDF5 feature store, atomically.
+
+    Rows go to a temp file beside `path` in chunks of `chunk_rows` (memory stays flat in corpus size); only a
+    successful `close()` (or leaving the `with` block without an exception) renames it over `path`. An exception,
+    Ctrl-C or a SIGTERM (turned into KeyboardInterrupt by the CLI) deletes the temp file and leaves any old `path`
+    untouched.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        feature_names: list[str],
+        groups: list[FeatureGroup] | tuple = (),
+        recipe: str | None = None,
+        recipe_config: dict[str, Any] | None = None,
+        recipe_hash: str | None = None,
+        attrs: dict[str, Any] | None = None,
+        chunk_rows: int = 256,
+        compression: str | None = "gzip",
+    ) -> None:
+        if not feature_names:
+            raise DfdetError(f"{path}: a feature store needs at least one feature column", "check the recipe")
+        if chunk_rows < 1:
+            raise DfdetError(f"chunk_rows must be >= 1, got {chunk_rows}", "pass --chunk-rows 256")
+        self.path = Path(path)
+        self.feature_names = [str(n) for n in feature_names]
+        self.groups = list(groups)
+        self.recipe, self.recipe_config, self.recipe_hash = recipe, recipe_config, recipe_hash
+        self.attrs = {k: v for k, v in (attrs or {}).items() if k not in _RESERVED_ATTRS}
+        self.chunk_rows = min(int(chunk_rows), _MAX_CHUNK_ROWS)
+        self.compression = compression
+        self.rows = 0
+        self.failures = 0
+        self._buf: list[tuple] = []
+        self._stack: contextlib.ExitStack | None = None
+        self._file: Any = None
+        self._tmp: Path | None = None
+
+    # -- lifecycle --
+    def open(self) -> StoreWriter:
+        import h5py
+
+        from dfdet import __version__
+        from dfdet.atomic import atomic_path
+        from dfdet.provenance import provenance
+
+        self._stack = contextlib.ExitStack()
+        try:
+            tmp = self._tmp = self._stack.enter_context(atomic_path(self.path))
+        except OSError as e:
+            self._stack = None
+            raise DfdetError(
+                f"{self.path}: cannot write here ({e.strerror or e})", "check that the directory is writable"
+            ) from e
+        try:
+            f = self._file = h5open(tmp, "w")
+            d = len(self.feature_names)
+            comp: dict[str, Any] = {"compression": self.compression} if self.compression else {}
+            if self.compression == "gzip":
+                comp["shuffle"] = True  # byte-shuffled float32 compresses much better
+            f.create_dataset(
+                "features", shape=(0, d), maxshape=(None, d), dtype=np.float32, chunks=(self.chunk_rows, d), **comp
+            )
+            sdt = h5py.string_dtype("utf-8")
+            for name in ROW_STRINGS:
+                f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=sdt, chunks=(self.chunk_rows,), **comp)
+            f.create_dataset("label", shape=(0,), maxshape=(None,), dtype=np.int8, chunks=(self.chunk_rows,), **comp)
+            f.create_dataset(
+                "duration", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(self.chunk_rows,), **comp
+            )
+            f.create_dataset("feature_names", data=np.array(self.feature_names, dtype=object), dtype=sdt)
+            g = f.create_group("groups")
+            g.create_dataset("name", data=np.array([x.name for x in self.groups], dtype=object), dtype=sdt)
+            g.create_dataset("start", data=np.array([x.start for x in self.groups], dtype=np.int64))
+            g.create_dataset("stop", data=np.array([x.stop for x in self.groups], dtype=np.int64))
+            fg = f.create_group("failed")
+            for name in ("utt_id", "path", "reason"):
+                fg.create_dataset(name, shape=(0,), maxshape=(None,), dtype=sdt, chunks=(64,))
+            a = f.attrs
+            a["schema_version"] = SCHEMA_VERSION
+            a["format"] = "dfdet-features"
+            a["recipe"] = self.recipe or ""
+            a["recipe_config"] = json.dumps(self.recipe_config, sort_keys=True, default=str)
+            a["recipe_hash"] = self.recipe_hash or ""
+            a["dfdet_version"] = __version__
+            a["argv"] = json.dumps(list(sys.argv))
+            a["created"] = _now()
+            a["provenance"] = json.dumps(provenance(), sort_keys=True, default=str)
+            a["attrs_json"] = json.dumps(self.attrs, sort_keys=True, default=str)
+            a["rows"] = 0
+        except BaseException:
+            self.abort()
+            raise
+        return self
+
+    def __enter__(self) -> StoreWriter:
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort(exc_type, exc, tb)
+
+    def close(self) -> None:
+        """Flush, finish and rename the temp file over the target."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+            self._file.attrs["rows"] = self.rows
+            self._file.close()
+            self._file = None
+        except BaseException:
+            self.abort()
+            raise
+        stack, self._stack = self._stack, None
+        stack.close()  # atomic_path: os.replace(tmp, target)
+
+    def abort(self, exc_type=None, exc=None, tb=None) -> None:
+        """Drop everything written so far: close and delete the temp file; the target is not touched."""
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._file = None
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            if exc is None:
+                exc_type, exc = RuntimeError, RuntimeError("store write aborted")
+            with contextlib.suppress(BaseException):
+                stack.__exit__(exc_type, exc, tb)  # atomic_path deletes the temp file and re-raises: swallow it
+        self._buf = []
+
+    # -- rows --
+    def append(
+        self,
+        features: np.ndarray,
+        utt_id: str,
+        path: str = "",
+        label: int = -1,
+        speaker: str = "",
+        system: str = "",
+        domain: str = "",
+        duration: float = float("nan"),
+    ) -> None:
+        """Queue one row; written to disk every `chunk_rows` rows."""
+        vec = np.asarray(features, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != len(self.feature_names):
+            raise DfdetError(
+                f"{utt_id}: feature vector has {vec.shape[0]} values, the store has {len(self.feature_names)} columns",
+                "this is a bug in the feature recipe",
+            )
+        self._buf.append((vec, str(utt_id), str(path), int(label), str(speaker), str(system), str(domain), duration))
+        if len(self._buf) >= self.chunk_rows:
+            self.flush()
+
+    def append_rows(self, fs: FeatureSet) -> None:
+        """Queue every row of a FeatureSet (metadata aligned)."""
+        dur = np.asarray(fs.duration, dtype=np.float64)
+        for i in range(len(fs)):
+            self.append(
+                fs.X[i], fs.utt_id[i], fs.path[i], int(fs.y[i]), fs.speaker[i], fs.system[i], fs.domain[i], dur[i]
+            )
+
+    def add_failure(self, path: str, reason: str, utt_id: str = "") -> None:
+        """Record an input skipped under --skip-bad, with why (never silently dropped)."""
+        fg = self._file["failed"]
+        n = fg["path"].shape[0]
+        for name, value in (("utt_id", utt_id), ("path", path), ("reason", reason)):
+            fg[name].resize((n + 1,))
+            fg[name][n] = str(value)
+        self.failures += 1
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        f, buf, self._buf = self._file, self._buf, []
+        n0, n1 = self.rows, self.rows + len(buf)
+        cols = list(zip(*buf, strict=True))
+        f["features"].resize((n1, len(self.feature_names)))
+        f["features"][n0:n1] = np.stack(cols[0])
+        for k, name in ((1, "utt_id"), (2, "path"), (4, "speaker"), (5, "system"), (6, "domain")):
+            f[name].resize((n1,))
+            f[name][n0:n1] = np.array(cols[k], dtype=object)
+        f["label"].resize((n1,))
+        f["label"][n0:n1] = np.array(cols[3], dtype=np.int8)
+        f["duration"].resize((n1,))
+        f["duration"][n0:n1] = np.array(cols[7], dtype=np.float64)
+        self.rows = n1
+
+
+def write_features(path: str | Path, fs: FeatureSet, chunk_rows: int = 1024, **attrs: Any) -> None:
+    """Write a whole FeatureSet as an HDF5 store (atomic). Extra keyword `attrs` are kept as JSON in the file."""
+    extra = {k: v for k, v in fs.attrs.items() if k not in _RESERVED_ATTRS}
+    extra.update(attrs)
+    with StoreWriter(
+        path,
+        fs.feature_names,
+        fs.groups,
+        recipe=fs.recipe,
+        recipe_config=fs.recipe_config,
+        recipe_hash=fs.recipe_hash,
+        attrs=extra,
+        chunk_rows=max(1, min(chunk_rows, len(fs) or 1)),
+    ) as w:
+        w.append_rows(fs)
+        for fail in fs.failures:
+            w.add_failure(fail.get("path", ""), fail.get("reason", ""), fail.get("utt_id", ""))
+
+
 def read_hdf5(path: str | Path) -> FeatureSet:
-    raise NotImplementedError  # provided by the featurize work
+    """Read a store written by `StoreWriter`; clear errors for non-HDF5 files and other schemas."""
+    import h5py
+
+    p = Path(path)
+    fix = "pass a store written by `dfdet featurize` (or a study .npz)"
+    if not p.is_file():
+        raise InputError(p, "no such file", "check the path")
+    if not h5py.is_hdf5(p):
+        raise InputError(p, "not an HDF5 feature store", fix)
+    try:
+        with h5open(p, "r") as f:
+            a = f.attrs
+            version = a.get("schema_version")
+            if version is None or "features" not in f or a.get("format", "dfdet-features") != "dfdet-features":
+                raise InputError(p, "HDF5 file is not a dfdet feature store (no schema_version or /features)", fix)
+            if int(version) > SCHEMA_VERSION:
+                raise InputError(
+                    p,
+                    f"store schema version {int(version)} is newer than this dfdet reads ({SCHEMA_VERSION})",
+                    "upgrade dfdet",
+                )
+            X = np.asarray(f["features"][...], dtype=np.float32)
+            n = X.shape[0]
+
+            def strings(name: str, grp: Any = f) -> list[str]:
+                return [str(s) for s in grp[name].asstr()[...].tolist()] if name in grp else [""] * n
+
+            cols = {name: strings(name) for name in ROW_STRINGS}
+            y = np.asarray(f["label"][...], dtype=np.int8) if "label" in f else np.full(n, -1, np.int8)
+            duration = np.asarray(f["duration"][...], dtype=np.float64) if "duration" in f else np.full(n, np.nan)
+            names = strings("feature_names") if "feature_names" in f else [f"f{i:03d}" for i in range(X.shape[1])]
+            groups = []
+            if "groups" in f:
+                g = f["groups"]
+                groups = [
+                    FeatureGroup(str(nm), int(s0), int(s1))
+                    for nm, s0, s1 in zip(g["name"].asstr()[...].tolist(), g["start"][...], g["stop"][...], strict=True)
+                ]
+            failures = []
+            if "failed" in f:
+                fg = f["failed"]
+                fp = strings("path", fg)
+                fr = strings("reason", fg) if "reason" in fg else [""] * len(fp)
+                fu = strings("utt_id", fg) if "utt_id" in fg else [""] * len(fp)
+                failures = [{"utt_id": u, "path": q, "reason": r} for u, q, r in zip(fu, fp, fr, strict=True)]
+            attrs = _read_attrs(a)
+    except DfdetError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(p, f"damaged or incomplete feature store ({e})", "featurize it again") from e
+    for name, col in list(cols.items()) + [("label", y), ("duration", duration)]:
+        if len(col) != n:
+            raise InputError(p, f"/{name} has {len(col)} rows but /features has {n}", "featurize it again")
+    if len(names) != X.shape[1]:
+        raise InputError(p, f"{len(names)} feature names for {X.shape[1]} columns", "featurize it again")
+    cfg = attrs.get("recipe_config")
+    return FeatureSet(
+        X=X,
+        y=y,
+        utt_id=cols["utt_id"],
+        feature_names=names,
+        groups=groups,
+        path=cols["path"],
+        speaker=cols["speaker"],
+        system=cols["system"],
+        duration=duration,
+        recipe=attrs.get("recipe") or None,
+        recipe_config=cfg if isinstance(cfg, dict) else None,
+        recipe_hash=attrs.get("recipe_hash") or None,
+        attrs=attrs,
+        failures=failures,
+        source=str(p),
+        domain=cols["domain"],
+    )
 
 
-def describe(fs: FeatureSet) -> dict[str, Any]:
+def _read_attrs(a: Any) -> dict[str, Any]:
+    """Root attributes as plain python: JSON-valued ones decoded, user attrs (attrs_json) merged in."""
+    out: dict[str, Any] = {}
+    for k, v in a.items():
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, np.generic):
+            v = v.item()
+        if k in ("recipe_config", "argv", "provenance", "attrs_json") and isinstance(v, str):
+            with contextlib.suppress(ValueError):
+                v = json.loads(v)
+        out[k] = v
+    extra = out.pop("attrs_json", None)
+    if isinstance(extra, dict):
+        for k, v in extra.items():
+            out.setdefault(k, v)
+    return out
+
+
+def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 1024) -> FeatureSet:
+    """Combine shard stores (`featurize --shard K/N`) into one, rows sorted by utt_id, failures concatenated.
+
+    The shards must share the recipe hash and feature names; an utt_id in two shards is an error naming both files.
+    Shards are read whole (a 121 k x 154 float32 corpus is ~75 MB).
+    """
+    if not paths:
+        raise DfdetError("nothing to merge", "pass shard stores written by `dfdet featurize --shard K/N`")
+    sets = [load_features(p) for p in paths]
+    first = sets[0]
+    for fs in sets[1:]:
+        if fs.recipe_hash != first.recipe_hash:
+            raise DfdetError(
+                f"{fs.source}: recipe hash {fs.recipe_hash} differs from {first.source} ({first.recipe_hash})",
+                "merge only shards featurized with the same recipe and configuration",
+            )
+        if fs.feature_names != first.feature_names:
+            raise DfdetError(
+                f"{fs.source}: feature names differ from {first.source}",
+                "merge only shards featurized with the same recipe",
+            )
+    owner: dict[str, str] = {}
+    for fs in sets:
+        for u in fs.utt_id:
+            if u in owner:
+                raise DfdetError(
+                    f"utt_id {u!r} is in both {owner[u]} and {fs.source}",
+                    "each shard must cover different inputs (same N, different K)",
+                )
+            owner[u] = fs.source
+    X = np.concatenate([fs.X for fs in sets]) if sets else first.X
+    cat = lambda name: [v for fs in sets for v in getattr(fs, name)]  # noqa: E731
+    merged = FeatureSet(
+        X=X,
+        y=np.concatenate([fs.y for fs in sets]).astype(np.int8),
+        utt_id=cat("utt_id"),
+        feature_names=list(first.feature_names),
+        groups=list(first.groups),
+        path=cat("path"),
+        speaker=cat("speaker"),
+        system=cat("system"),
+        duration=np.concatenate([np.asarray(fs.duration, dtype=np.float64) for fs in sets]),
+        recipe=first.recipe,
+        recipe_config=first.recipe_config,
+        recipe_hash=first.recipe_hash,
+        domain=cat("domain"),
+    )
+    order = sorted(range(len(merged)), key=lambda i: merged.utt_id[i])
+    merged = merged.subset(np.asarray(order, dtype=np.int64))
+    failures = [f for fs in sets for f in fs.failures]
+    merged.failures = sorted(failures, key=lambda f: (f.get("utt_id", ""), f.get("path", "")))
+    merged.attrs = {
+        "merged_from": [
+            {"path": fs.source, "rows": len(fs), "shard": fs.attrs.get("shard"), "created": fs.attrs.get("created")}
+            for fs in sets
+        ]
+    }
+    write_features(out, merged, chunk_rows=chunk_rows)
+    merged.source = str(out)
+    return merged
+
+
+def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
     """Summary used by `dfdet info` and artifacts: rows, dims, recipe, label/system counts, failures."""
     labels, counts = np.unique(fs.y, return_counts=True)
     from dfdet.labels import label_name
 
-    systems: dict[str, int] = {}
-    for s in fs.system:
-        if s:
-            systems[s] = systems.get(s, 0) + 1
-    return {
+    def counts_of(values: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in values:
+            if s:
+                out[s] = out.get(s, 0) + 1
+        return dict(sorted(out.items()))
+
+    dur = np.asarray(fs.duration, dtype=np.float64)
+    known = dur[np.isfinite(dur)]
+    summary = {
         "source": fs.source,
         "rows": len(fs),
         "dims": fs.dim,
         "recipe": fs.recipe,
         "recipe_hash": fs.recipe_hash,
-        "labels": {(label_name(k) or "unknown"): int(c) for k, c in zip(labels, counts)},
-        "systems": dict(sorted(systems.items())),
+        "labels": {(label_name(k) or "unknown"): int(c) for k, c in zip(labels, counts, strict=True)},
+        "systems": counts_of(fs.system),
         "speakers": len({s for s in fs.speaker if s}),
+        "domains": counts_of(fs.domain),
+        "duration_s": {
+            "total": float(known.sum()) if known.size else None,
+            "min": float(known.min()) if known.size else None,
+            "max": float(known.max()) if known.size else None,
+        },
         "groups": [[g.name, g.start, g.stop] for g in fs.groups],
         "failures": len(fs.failures),
+        "created": fs.attrs.get("created"),
+        "dfdet_version": fs.attrs.get("dfdet_version"),
+        "schema_version": fs.attrs.get("schema_version"),
+        "shard": fs.attrs.get("shard"),
     }
+    if list_failures:
+        summary["failed"] = [{"path": f.get("path", ""), "reason": f.get("reason", "")} for f in fs.failures]
+    return summary
 
 
 def dumps_json(obj: Any) -> str:

@@ -1,0 +1,56 @@
+"""`dfdet info`: what is in a feature store (rows, dims, recipe, labels, systems, failures)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+def _counts(d: dict[str, int], limit: int = 12) -> str:
+    items = [f"{k} {v}" for k, v in d.items()]
+    if len(items) > limit:
+        items = items[:limit] + [f"... ({len(items) - limit} more)"]
+    return ", ".join(items) or "-"
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """Aligned `key  value` lines, then the failed inputs with their reasons."""
+    dur = s.get("duration_s") or {}
+    rows = [
+        ("file", s.get("source") or "-"),
+        ("rows", str(s["rows"])),
+        ("dims", str(s["dims"])),
+        ("recipe", f"{s.get('recipe') or '-'} (hash {s.get('recipe_hash') or '-'})"),
+        ("labels", _counts(s.get("labels", {}))),
+        ("systems", _counts(s.get("systems", {}))),
+        ("speakers", str(s.get("speakers", 0))),
+        ("domains", _counts(s.get("domains", {}))),
+    ]
+    if dur.get("total") is not None:
+        rows.append(("duration", f"{dur['total']:.1f} s total ({dur['min']:.2f}-{dur['max']:.2f} s per file)"))
+    if s.get("groups"):
+        rows.append(("groups", ", ".join(f"{n} {a}-{b}" for n, a, b in s["groups"])))
+    for key in ("shard", "created", "dfdet_version"):
+        if s.get(key):
+            rows.append((key, str(s[key])))
+    rows.append(("failures", str(s.get("failures", 0))))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += [f"  {f['path']}: {f['reason']}" for f in s.get("failed", [])]
+    return "\n".join(lines)
+
+
+@click.command("info")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(file: str, as_json: bool) -> None:
+    """Summarise a feature store (HDF5 from `dfdet featurize`, or a study .npz) on stdout.
+
+    Shows rows, dimensions, the recipe and its hash, label / system / domain counts, speakers, durations, feature
+    groups, and every input that was skipped under --skip-bad with its reason.
+    """
+    from dfdet.store import describe, dumps_json, load_features
+
+    summary = describe(load_features(file))
+    click.echo(dumps_json(summary) if as_json else format_summary(summary))

@@ -1,0 +1,197 @@
+"""The featurize engine with a tiny toy recipe (independent of seed154), plus seed154 invariances."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dfdet.errors import InputError, UsageError
+from dfdet.features import FeatureGroup, register_recipe
+from dfdet.featurize import featurize, parse_shard, shard_utterances
+from dfdet.inputs import Utterance
+from dfdet.store import load_features, merge_stores
+from tests.conftest import speechlike
+
+
+@register_recipe("toy3")
+class Toy3:
+    """mean / std / max of the decoded signal: cheap, exact expectations, no resampling."""
+
+    name = "toy3"
+    sample_rate = 16000
+    feature_names = ["mean", "std", "max"]
+    groups = [FeatureGroup("stats", 0, 3)]
+
+    def __init__(self, nan_when_silent: bool = False, interrupt_at: float | None = None) -> None:
+        self.nan_when_silent = nan_when_silent
+        self.interrupt_at = interrupt_at
+
+    def config(self) -> dict:
+        return {"stats": ["mean", "std", "max"], "nan_when_silent": self.nan_when_silent}
+
+    def prepare(self, y: np.ndarray, sr: int) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64)
+
+    def extract(self, y: np.ndarray) -> np.ndarray:
+        if self.interrupt_at is not None and y[0] == self.interrupt_at:  # Ctrl-C while on this clip
+            raise KeyboardInterrupt
+        std = y.std()
+        if self.nan_when_silent and std == 0:
+            return np.array([y.mean(), np.nan, y.max()])
+        return np.array([y.mean(), std, y.max()])
+
+
+def write_corpus(root: Path, n: int = 6, seconds: float = 0.2) -> list[Utterance]:
+    """n short 16-bit clips with labels/speakers/systems, returned in a shuffled order (the engine must sort)."""
+    utts = []
+    for i in range(n):
+        p = root / f"spk{i % 2}" / f"utt{i:02d}.wav"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(p, speechlike(16000, seconds * (1 + i % 3), f0=100 + 10 * i, seed=i), 16000, subtype="PCM_16")
+        utts.append(Utterance(f"spk{i % 2}/utt{i:02d}", str(p), i % 2, f"spk{i % 2}", "A01" if i % 2 else "", "lab"))
+    rng = np.random.default_rng(0)
+    return [utts[i] for i in rng.permutation(n)]
+
+
+def test_rows_sorted_with_metadata_and_exact_values(tmp_path):
+    utts = write_corpus(tmp_path / "c")
+    res = featurize(utts, tmp_path / "f.h5", recipe=Toy3(), jobs=1, chunk_rows=4)
+    assert (res.done, res.total, res.skipped) == (6, 6, 0)
+    fs = load_features(tmp_path / "f.h5")
+    order = sorted(utts, key=lambda u: u.utt_id)
+    assert fs.utt_id == [u.utt_id for u in order]
+    assert fs.path == [u.path for u in order] and fs.speaker == [u.speaker for u in order]
+    assert fs.y.tolist() == [u.label for u in order] and fs.system == [u.system for u in order]
+    assert fs.domain == ["lab"] * 6
+    for i, u in enumerate(order):
+        y, sr = sf.read(u.path, dtype="float64")
+        np.testing.assert_array_equal(fs.X[i], np.array([y.mean(), y.std(), y.max()], dtype=np.float32))
+        assert fs.duration[i] == len(y) / sr
+    assert fs.recipe == "toy3" and fs.recipe_hash and fs.feature_names == ["mean", "std", "max"]
+    assert fs.attrs["n_inputs"] == 6 and fs.failures == []
+
+
+def test_jobs_do_not_change_the_output(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=9)
+    featurize(utts, tmp_path / "j1.h5", recipe=Toy3(), jobs=1)
+    featurize(utts, tmp_path / "j2.h5", recipe=Toy3(), jobs=2, chunk_rows=2)
+    a, b = load_features(tmp_path / "j1.h5"), load_features(tmp_path / "j2.h5")
+    assert a.X.tobytes() == b.X.tobytes() and a.utt_id == b.utt_id and a.path == b.path
+    np.testing.assert_array_equal(a.duration, b.duration)
+
+
+def test_spawn_workers_work_too(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=4)
+    featurize(utts, tmp_path / "fork.h5", recipe=Toy3(), jobs=1)
+    featurize(utts, tmp_path / "spawn.h5", recipe=Toy3(), jobs=2, start_method="spawn")
+    assert load_features(tmp_path / "fork.h5").X.tobytes() == load_features(tmp_path / "spawn.h5").X.tobytes()
+
+
+def test_shards_partition_and_merge_to_a_single_run(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=7)
+    featurize(utts, tmp_path / "all.h5", recipe=Toy3(), jobs=1)
+    r1 = featurize(utts, tmp_path / "s1.h5", recipe=Toy3(), shard=(1, 2))
+    r2 = featurize(utts, tmp_path / "s2.h5", recipe=Toy3(), jobs=2, shard=(2, 2))
+    assert (r1.total, r2.total) == (4, 3)
+    s1, s2 = load_features(tmp_path / "s1.h5"), load_features(tmp_path / "s2.h5")
+    assert set(s1.utt_id).isdisjoint(s2.utt_id) and s1.attrs["shard"] == "1/2"
+    merge_stores([tmp_path / "s2.h5", tmp_path / "s1.h5"], tmp_path / "m.h5")
+    full, merged = load_features(tmp_path / "all.h5"), load_features(tmp_path / "m.h5")
+    assert merged.X.tobytes() == full.X.tobytes()
+    for name in ("utt_id", "path", "speaker", "system", "domain"):
+        assert getattr(merged, name) == getattr(full, name)
+    assert merged.y.tolist() == full.y.tolist() and merged.recipe_hash == full.recipe_hash
+
+
+def test_more_shards_than_inputs_gives_an_empty_store(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=2)
+    res = featurize(utts, tmp_path / "s3.h5", recipe=Toy3(), shard=(3, 3))
+    assert res.total == 0 and len(load_features(tmp_path / "s3.h5")) == 0
+
+
+def test_shard_selection_is_every_nth_of_the_sorted_ids():
+    utts = [Utterance(f"u{i}", f"/x/{i}.wav") for i in (5, 1, 4, 2, 3, 0)]
+    assert [u.utt_id for u in shard_utterances(utts, (2, 3))] == ["u1", "u4"]
+    assert parse_shard("3/8") == (3, 8)
+    for bad in ("0/2", "3/2", "x", "1/2/3"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+
+
+def _bad_inputs(root: Path) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    bad = {"not_audio": root / "not_audio.wav", "missing": root / "missing.wav"}
+    bad["not_audio"].write_text("this is not audio\n")
+    sf.write(root / "empty.wav", np.zeros(0), 16000, subtype="PCM_16")
+    bad["empty"] = root / "empty.wav"
+    y = speechlike(16000, 0.1)
+    y[10] = np.nan
+    sf.write(root / "nan.wav", y, 16000, subtype="FLOAT")
+    bad["nan"] = root / "nan.wav"
+    return bad
+
+
+@pytest.mark.parametrize("kind", ["not_audio", "missing", "empty", "nan"])
+def test_strict_stops_at_a_bad_input_and_writes_nothing(tmp_path, kind):
+    utts = write_corpus(tmp_path / "c", n=3)
+    bad = _bad_inputs(tmp_path / "bad")[kind]
+    utts.append(Utterance("zz_bad", str(bad)))
+    out = tmp_path / "out" / "f.h5"
+    with pytest.raises(InputError) as e:
+        featurize(utts, out, recipe=Toy3(), jobs=2 if kind == "nan" else 1)
+    assert e.value.path == str(bad) and "--skip-bad" in e.value.fix
+    assert os.listdir(out.parent) == []
+
+
+def test_skip_bad_records_every_bad_input(tmp_path, capsys):
+    utts = write_corpus(tmp_path / "c", n=3)
+    bad = _bad_inputs(tmp_path / "bad")
+    utts += [Utterance(f"bad/{k}", str(p)) for k, p in bad.items()]
+    res = featurize(utts, tmp_path / "f.h5", recipe=Toy3(), jobs=2, skip_bad=True)
+    assert (res.done, res.total, res.skipped) == (3, 7, 4)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 4 and all(any(str(p) in w for w in warnings) for p in bad.values())
+    fs = load_features(tmp_path / "f.h5")
+    assert len(fs) == 3 and not any(u.startswith("bad/") for u in fs.utt_id)
+    reasons = {f["utt_id"]: f["reason"] for f in fs.failures}
+    assert sorted(reasons) == sorted(f"bad/{k}" for k in bad)
+    assert "zero-length" in reasons["bad/empty"] and "NaN" in reasons["bad/nan"]
+    assert "no such file" in reasons["bad/missing"] and "decodable" in reasons["bad/not_audio"]
+
+
+def test_nan_features_are_bad_inputs(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=2)
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(1600), 16000, subtype="PCM_16")
+    utts.append(Utterance("silent", str(silent)))
+    with pytest.raises(InputError, match="features contain NaN"):
+        featurize(utts, tmp_path / "f.h5", recipe=Toy3(nan_when_silent=True))
+    assert not (tmp_path / "f.h5").exists()
+    res = featurize(utts, tmp_path / "f.h5", recipe=Toy3(nan_when_silent=True), skip_bad=True)
+    assert res.skipped == 1 and load_features(tmp_path / "f.h5").failures[0]["utt_id"] == "silent"
+
+
+def test_interrupt_mid_run_keeps_the_old_store_and_leaves_no_temp(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=6)
+    out = tmp_path / "out" / "f.h5"
+    featurize(utts[:2], out, recipe=Toy3())
+    before = out.read_bytes()
+    last = sorted(utts, key=lambda u: u.utt_id)[-1]
+    first_sample = sf.read(last.path, dtype="float64")[0][0]
+    with pytest.raises(KeyboardInterrupt):
+        featurize(utts, out, recipe=Toy3(interrupt_at=first_sample), chunk_rows=2)
+    assert out.read_bytes() == before and os.listdir(out.parent) == ["f.h5"]
+
+
+def test_seed154_jobs_invariance(tmp_path):
+    pytest.importorskip("dfdet.features.seed154")
+    utts = write_corpus(tmp_path / "c", n=5, seconds=0.7)
+    featurize(utts, tmp_path / "j1.h5", recipe="seed154", jobs=1)
+    featurize(utts, tmp_path / "j2.h5", recipe="seed154", jobs=2)
+    a, b = load_features(tmp_path / "j1.h5"), load_features(tmp_path / "j2.h5")
+    assert a.X.shape == (5, 154) and a.X.tobytes() == b.X.tobytes()
+    assert a.recipe == "seed154" and a.groups[-1].stop == 154 and len(a.feature_names) == 154
