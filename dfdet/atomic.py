@@ -68,4 +68,3 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> None:
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
     with atomic_open(target, "wb") as fh:
         fh.write(data)
-

@@ -97,7 +97,7 @@ _WORKER_RECIPE: Recipe | None = None
 _WORKER_LIMITS: Any = None
 
 
-def _one_blas_thread() -> Any:
+def one_blas_thread() -> Any:
     """Limit BLAS/OpenMP pools to one thread (identical sums for any -j, no oversubscription); a context manager."""
     try:
         from threadpoolctl import threadpool_limits
@@ -106,7 +106,8 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1)
 
 
-def _init_worker(recipe: Recipe) -> None:
+def init_worker(recipe: Recipe) -> None:
+    """Pool initializer shared by featurize and score: one BLAS thread, signals left to the parent."""
     global _WORKER_RECIPE, _WORKER_LIMITS
     # Ctrl-C reaches the whole process group: only the parent handles it (and terminates the pool).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -114,11 +115,12 @@ def _init_worker(recipe: Recipe) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for var in _BLAS_ENV:
         os.environ[var] = "1"  # for libraries the worker loads later (spawn / forkserver)
-    _WORKER_LIMITS = _one_blas_thread()
+    _WORKER_LIMITS = one_blas_thread()
     _WORKER_RECIPE = recipe
 
 
-def _work(path: str) -> tuple[str, Any, float]:
+def work(path: str) -> tuple[str, Any, float]:
+    """`extract_one` in a pool worker set up by `init_worker`."""
     assert _WORKER_RECIPE is not None
     return extract_one(_WORKER_RECIPE, path)
 
@@ -147,7 +149,7 @@ def default_start_method() -> str:
 def warm_up(recipe: Recipe) -> None:
     """Run the recipe once on a short silence (lazy imports, cached tables); the result is discarded."""
     sr = int(getattr(recipe, "sample_rate", 16000) or 16000)
-    with contextlib.suppress(Exception), _one_blas_thread():
+    with contextlib.suppress(Exception), one_blas_thread():
         recipe.extract(recipe.prepare(np.zeros(sr // 10), sr))
 
 
@@ -160,7 +162,7 @@ def result_stream(
     The pool starts on entry (before any output file is opened) and is terminated on errors and interrupts.
     """
     if jobs <= 1 or len(paths) <= 1:
-        with _one_blas_thread():
+        with one_blas_thread():
             yield (extract_one(recipe, p) for p in paths)
         return
     import multiprocessing
@@ -171,9 +173,9 @@ def result_stream(
     ctx = multiprocessing.get_context(method)
     workers = min(jobs, len(paths))
     chunksize = max(1, min(32, len(paths) // (workers * 8)))
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(recipe,))
+    pool = ctx.Pool(workers, initializer=init_worker, initargs=(recipe,))
     try:
-        yield pool.imap(_work, paths, chunksize=chunksize)
+        yield pool.imap(work, paths, chunksize=chunksize)
         pool.close()
         pool.join()
     finally:

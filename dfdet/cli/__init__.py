@@ -6,6 +6,7 @@ torch or librosa.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import signal
@@ -83,9 +84,7 @@ class DfdetGroup(click.Group):
             sub = ctx.invoked_subcommand or "?"
             if settings.debug:
                 traceback.print_exc()
-            click.echo(
-                f"dfdet {sub}: error: {type(e).__name__}: {e} (rerun with --debug for a traceback)", err=True
-            )
+            click.echo(f"dfdet {sub}: error: {type(e).__name__}: {e} (rerun with --debug for a traceback)", err=True)
             ctx.exit(EXIT_ERROR)
 
 
@@ -113,10 +112,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, seed: int) -
     seed_everything(seed)
     # A `kill` should clean up temp files like Ctrl-C does, so outputs are never half-written.
     if sys.platform != "win32":
-        try:
+        with contextlib.suppress(ValueError):  # not in the main thread (e.g. some test runners)
             signal.signal(signal.SIGTERM, _raise_interrupt)
-        except ValueError:  # not in the main thread (e.g. some test runners)
-            pass
 
 
 def main() -> None:

@@ -1,0 +1,175 @@
+"""`dfdet score`: a model, calibrated detector or ensemble scores audio or one feature store -> a score TSV."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("score")
+@click.argument("detector", type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False), help="Score file (- = stdout)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tsv", "asvspoof", "asvspoof2019"]),
+    default="tsv",
+    show_default=True,
+    help="tsv: dfdet score file; asvspoof: `filename<TAB>cm-score` for the ASVspoof 5 evaluation package; "
+    "asvspoof2019: `utt_id system key score`.",
+)
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Protocol / meta.csv / CSV-TSV table.")
+@click.option(
+    "--label-kind",
+    type=click.Choice(["auto", "asvspoof2019", "itw", "table"]),
+    default="auto",
+    show_default=True,
+    help="Format of --labels.",
+)
+@click.option("--numeric-labels", is_flag=True, help="Accept 0/1 labels in tables (0 = bona fide, 1 = spoof).")
+@click.option(
+    "--audio-root",
+    type=click.Path(file_okay=False),
+    help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ [default: the protocol dir's parent].",
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores available]."
+)
+@click.option("--skip-bad", is_flag=True, help="Warn about bad inputs, score the rest, exit 3.")
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Calibration JSON (dfdet calibrate) applied to the detector's score; its threshold then decides.",
+)
+@click.option("--members", is_flag=True, help="Add one raw score column per member model (score_<name>).")
+def score(
+    detector: str,
+    inputs: tuple[str, ...],
+    output: str,
+    fmt: str,
+    labels: str | None,
+    label_kind: str,
+    numeric_labels: bool,
+    audio_root: str | None,
+    jobs: int | None,
+    skip_bad: bool,
+    calibration: str | None,
+    members: bool,
+) -> None:
+    """Score audio or one feature store with DETECTOR: a model (.pt), a calibrated detector or an ensemble JSON.
+
+    `score` is BONA-FIDE-POSITIVE: higher = more likely genuine speech. It is the natural-log odds of bona fide vs
+    spoof computed from the model's logit (score = -logit), and a log-likelihood ratio (LLR) after calibration,
+    matching the ASVspoof evaluation package. Columns: utt_id, score, path, p_spoof (= sigmoid(-score)), decision
+    (bonafide if score >= the detector's threshold, else spoof), and label/speaker/system/domain where known.
+
+    INPUTS are audio files, directories (walked recursively), list files (one path per line), or ONE feature store
+    (.h5 from dfdet featurize, or the study's .npz; its recipe must match the detector's). Rows are sorted by utt_id.
+
+    A single `-` reads audio paths from stdin line by line and STREAMS rows as each file is done, in input order
+    (NOT sorted by utt_id); utt_ids are then paths relative to the working directory without extension.
+
+    Bad audio stops the run (exit 1) unless --skip-bad: then each bad input is warned about, the rest is written,
+    and the exit status is 3.
+
+    \b
+    Examples:
+      dfdet score model.pt wavs/ -o scores.tsv
+      dfdet score model.pt eval.h5 | dfdet evaluate -
+      find . -name '*.wav' | dfdet score model.pt -      # first row as soon as the first file is scored
+      dfdet score cal.json --labels protocol.txt --format asvspoof -o cm_scores.tsv
+      dfdet score ens.json eval.h5 --members -o fused.tsv
+    """
+    import sys
+
+    from dfdet import console
+    from dfdet.errors import DfdetError, PartialSuccess, UsageError
+    from dfdet.featurize import available_cores
+    from dfdet.scores import ScoreWriter, attach_keys, read_keys, write_scores
+    from dfdet.scoring import ScoreRun, is_store_path, load_detector, member_column, rows_to_table, score_store
+
+    run = ScoreRun()
+    if not inputs and labels is None:
+        raise UsageError("no inputs", "pass audio files, directories, list files, -, a feature store, or --labels")
+    stores = [a for a in inputs if is_store_path(a)]
+    if stores and len(inputs) != 1:
+        raise UsageError(
+            f"got {len(stores)} feature store(s) among {len(inputs)} inputs", "pass ONE feature store, or only audio"
+        )
+    streaming = inputs == ("-",)
+    jobs = jobs or available_cores()
+    det = load_detector(detector, calibration)
+    console.verbose(f"score: {det.summary()}")
+    console.verbose(
+        f"score: inputs {' '.join(inputs) or '-'}; labels {labels or '-'} ({label_kind}); jobs {jobs}; "
+        f"format {fmt}; members {members}; skip bad {skip_bad}; output {output}"
+    )
+
+    if stores:
+        from dfdet.store import load_features
+
+        fs = load_features(stores[0])
+        table, _ = score_store(det, fs, members=members, skip_bad=skip_bad, failures=run.failures)
+        if labels is not None:
+            table, unlabelled = attach_keys(table, read_keys(labels, numeric_labels=numeric_labels))
+            if unlabelled:
+                console.warn(f"{unlabelled} utterance(s) of {stores[0]} are not in {labels}")
+        if fs.failures:
+            console.info(f"note: {stores[0]} lists {len(fs.failures)} input(s) that failed featurization")
+        write_scores(output, table, fmt)
+        run.done = len(table)
+    elif streaming:
+        from dfdet.scoring import score_audio_stream, stdin_utterances
+
+        labelled = None
+        meta: list[str] = []
+        if labels is not None:
+            from dfdet.protocols import read_labels
+
+            labelled = read_labels(labels, kind=label_kind, numeric_labels=numeric_labels, audio_root=audio_root)
+            meta = [k for k in ("speaker", "system", "domain") if any(getattr(u, k) for u in labelled)]
+        columns = ["utt_id", "score", "path", "p_spoof", "decision"]
+        columns += (["label"] if labelled is not None else []) + meta
+        columns += [member_column(n) for n in det.member_names] if members else []
+        utts = stdin_utterances(sys.stdin, labelled, label_file=str(labels))  # CliRunner swaps sys.stdin in tests
+        rows = score_audio_stream(det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures)  # warms up now
+        with ScoreWriter(output, columns, fmt) as writer:
+            for row in rows:
+                writer.write(row.utt_id, row.score, **row.writer_kwargs(members, meta))
+                run.done += 1
+            if run.done == 0 and not run.failures:
+                raise DfdetError(
+                    "no audio paths on stdin", "pipe paths in, e.g. find DIR -name '*.wav' | dfdet score M -"
+                )
+        sys.stdout.flush()
+    else:
+        from dfdet.inputs import resolve_utterances
+        from dfdet.scoring import score_audio_stream
+
+        utts = resolve_utterances(
+            list(inputs),
+            labels=labels,
+            label_kind=label_kind,
+            numeric_labels=numeric_labels,
+            audio_root=audio_root,
+            missing_ok=skip_bad,
+        )
+        rows = console.progress(
+            score_audio_stream(det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures),
+            total=len(utts),
+            desc="score",
+            unit="file",
+        )
+        table = rows_to_table(rows, members=members, source="score")
+        run.done = len(table)
+        if run.done == 0:
+            raise DfdetError("every input failed; nothing to write", "check the inputs (warnings above)")
+        write_scores(output, table, fmt)
+    run.finish()
+    if output != "-":
+        console.info(f"wrote {output}: {run.done} rows")
+    console.info(console.summary_line(run.done, run.total, run.skipped, run.seconds))
+    if run.skipped:
+        raise PartialSuccess(run.skipped)

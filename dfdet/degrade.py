@@ -1,0 +1,331 @@
+"""Real-signal degradations and a detector's robustness to them (`dfdet attack MODEL AUDIO... --method degrade`).
+
+Why: deepfakes in the wild arrive degraded (noisy phone lines, 8 kHz codecs, lossy re-encoding, level changes,
+cut or padded recordings). Each condition is applied to the decoded audio in memory, the result is featurized with the
+detector's own recipe (`prepare` + `extract`, exactly as `featurize` does) and scored; per condition the report gives
+EER, AUC, accuracy at the detector's threshold and how many decisions changed against the clean audio.
+Seeded: condition k of utterance i draws its noise from `default_rng([seed, i, k])`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dfdet.errors import DfdetError, InputError, UsageError
+
+if TYPE_CHECKING:
+    from dfdet.attacks import DiffDetector
+    from dfdet.features import Recipe
+    from dfdet.inputs import Utterance
+
+Transform = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    name: str
+    description: str
+    fn: Transform
+    needs_format: str | None = None  # soundfile format the condition needs (checked with sf.available_formats())
+
+
+# --------------------------------------------------------------------------------------------------- signal ops
+def power(y: np.ndarray) -> float:
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.mean(y**2)) if len(y) else 0.0
+
+
+def white_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.standard_normal(n)
+
+
+def pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """1/f-power noise: white Gaussian noise shaped by 1/sqrt(f) in the frequency domain (DC removed)."""
+    if n == 0:
+        return np.zeros(0)
+    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    f = np.arange(len(spec), dtype=np.float64)
+    f[0] = 1.0
+    spec = spec / np.sqrt(f)
+    spec[0] = 0.0
+    x = np.fft.irfft(spec, n=n)
+    return x - x.mean()
+
+
+def add_noise(y: np.ndarray, snr_db: float, noise: np.ndarray) -> np.ndarray:
+    """y + noise scaled so that 10 log10(P(y) / P(noise)) = snr_db exactly (over the whole signal)."""
+    ps, pn = power(y), power(noise)
+    if ps == 0 or pn == 0:
+        return np.asarray(y, dtype=np.float64).copy()
+    return y + noise * np.sqrt(ps / (pn * 10 ** (snr_db / 10.0)))
+
+
+def gain(y: np.ndarray, db: float, clip: bool = True) -> np.ndarray:
+    out = np.asarray(y, dtype=np.float64) * 10 ** (db / 20.0)
+    return np.clip(out, -1.0, 1.0) if clip else out
+
+
+def band_limit(y: np.ndarray, sr: int, rate: int = 8000) -> np.ndarray:
+    """Resample to `rate` and back (soxr_hq, the project's resampler): removes content above rate / 2."""
+    from dfdet.audio import resample
+
+    if sr <= rate:
+        return np.asarray(y, dtype=np.float64).copy()
+    back = resample(resample(y, sr, rate), rate, sr)
+    from dfdet.audio import fix_length
+
+    return fix_length(back, len(y))
+
+
+def reencode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> tuple[np.ndarray, int]:
+    """Encode with libsndfile (through soundfile) into memory and decode back: the codec's losses, nothing else."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0), int(sr), format=fmt, subtype=subtype)
+    buf.seek(0)
+    out, sr2 = sf.read(buf, dtype="float64", always_2d=False)
+    if out.ndim == 2:
+        out = out.mean(axis=1)
+    return np.asarray(out, dtype=np.float64), int(sr2)
+
+
+def trim_start(y: np.ndarray, sr: int, seconds: float = 0.5) -> np.ndarray:
+    return np.asarray(y, dtype=np.float64)[int(round(seconds * sr)) :].copy()
+
+
+def pad_silence(y: np.ndarray, sr: int, seconds: float = 1.0) -> np.ndarray:
+    return np.concatenate([np.zeros(int(round(seconds * sr))), np.asarray(y, dtype=np.float64)])
+
+
+# --------------------------------------------------------------------------------------------------- registry
+CONDITIONS: dict[str, Degradation] = {}
+
+
+def register(d: Degradation) -> Degradation:
+    CONDITIONS[d.name] = d
+    return d
+
+
+register(Degradation("clean", "the audio as decoded (reference)", lambda y, sr, rng: (np.asarray(y, float), sr)))
+for _kind, _gen in (("white", white_noise), ("pink", pink_noise)):
+    for _snr in (20, 10, 5, 0):
+        register(
+            Degradation(
+                f"{_kind}_snr{_snr}",
+                f"additive {_kind} noise at {_snr} dB SNR",
+                lambda y, sr, rng, g=_gen, s=_snr: (add_noise(y, s, g(rng, len(y))), sr),
+            )
+        )
+register(
+    Degradation(
+        "bandlimit_8k", "resampled to 8 kHz and back (telephone band)", lambda y, sr, rng: (band_limit(y, sr), sr)
+    )
+)
+register(
+    Degradation(
+        "ogg_vorbis",
+        "re-encoded as OGG/Vorbis (libsndfile default quality)",
+        lambda y, sr, rng: reencode(y, sr, "OGG", "VORBIS"),
+        "OGG",
+    )
+)
+register(
+    Degradation(
+        "mp3",
+        "re-encoded as MP3 (MPEG layer III, libsndfile default bitrate)",
+        lambda y, sr, rng: reencode(y, sr, "MP3", "MPEG_LAYER_III"),
+        "MP3",
+    )
+)
+register(Degradation("gain_-20db", "level lowered by 20 dB", lambda y, sr, rng: (gain(y, -20.0), sr)))
+register(
+    Degradation("gain_+6db_clip", "level raised by 6 dB, clipped to [-1, 1]", lambda y, sr, rng: (gain(y, 6.0), sr))
+)
+register(Degradation("trim_0.5s", "first 0.5 s removed", lambda y, sr, rng: (trim_start(y, sr, 0.5), sr)))
+register(Degradation("silence_1s", "1 s of leading silence added", lambda y, sr, rng: (pad_silence(y, sr, 1.0), sr)))
+
+
+def available(d: Degradation) -> bool:
+    if d.needs_format is None:
+        return True
+    import soundfile as sf
+
+    return d.needs_format in sf.available_formats()
+
+
+def resolve_conditions(names: str | Sequence[str] | None = None) -> list[Degradation]:
+    """Conditions by name (comma-separated or a list; None = all); 'clean' is always included first."""
+    if names is None:
+        chosen = list(CONDITIONS)
+    else:
+        items = names.split(",") if isinstance(names, str) else list(names)
+        chosen = [n.strip() for n in items if n.strip()]
+        unknown = [n for n in chosen if n not in CONDITIONS]
+        if unknown:
+            raise UsageError(f"unknown degradation(s): {', '.join(unknown)}", f"choose from {', '.join(CONDITIONS)}")
+    if "clean" in chosen:
+        chosen.remove("clean")
+    return [CONDITIONS["clean"]] + [CONDITIONS[n] for n in dict.fromkeys(chosen)]
+
+
+def apply(d: Degradation, y: np.ndarray, sr: int, seed: int = 42, utt_index: int = 0) -> tuple[np.ndarray, int]:
+    """Condition `d` applied to one utterance, seeded by (seed, utterance index, condition)."""
+    k = list(CONDITIONS).index(d.name) if d.name in CONDITIONS else 0
+    rng = np.random.default_rng([int(seed), int(utt_index), k])
+    return d.fn(np.asarray(y, dtype=np.float64), int(sr), rng)
+
+
+# --------------------------------------------------------------------------------------------------- report
+def recipe_for(det: DiffDetector) -> Recipe:
+    """The detector's feature recipe, refused when this dfdet computes it differently (hash mismatch)."""
+    if det.scorer is not None:
+        return det.scorer.feature_recipe()  # dfdet.scoring's check and messages
+    from dfdet.features import get_recipe, recipe_hash
+
+    if not det.recipe:
+        raise DfdetError(
+            f"{det.path or 'the detector'} records no feature recipe",
+            "degradation tests featurize audio: use a model trained on features from `dfdet featurize`",
+        )
+    recipe = get_recipe(det.recipe)
+    h = recipe_hash(recipe)
+    if det.recipe_hash and h != det.recipe_hash:
+        raise DfdetError(
+            f"{det.path}: expects recipe {det.recipe} with hash {det.recipe_hash}, this dfdet computes {h}",
+            "use the dfdet version the model was trained with, or retrain",
+        )
+    return recipe
+
+
+def featurize_clips(recipe: Recipe, clips: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Features of in-memory clips with the recipe (prepare, then extract; batched when the recipe can)."""
+    prepared = [recipe.prepare(y, sr) for y, sr in clips]
+    batch = getattr(recipe, "extract_batch", None)
+    if batch is not None and prepared:
+        return np.asarray(batch(np.stack(prepared)), dtype=np.float64)
+    return np.stack([np.asarray(recipe.extract(p), dtype=np.float64).reshape(-1) for p in prepared])
+
+
+def _condition_metrics(scores: np.ndarray, y: np.ndarray, threshold: float, clean: np.ndarray) -> dict[str, Any]:
+    from dfdet.attacks import metrics_at
+
+    ok = np.isfinite(scores)
+    out: dict[str, Any] = {"n_scored": int(ok.sum())}
+    out.update(metrics_at(scores[ok], y[ok], threshold))
+    dec, dec0 = scores < threshold, clean < threshold
+    both = ok & np.isfinite(clean)
+    out["flip_rate_vs_clean"] = float((dec[both] != dec0[both]).mean()) if both.any() else float("nan")
+    out["mean_score_shift"] = float(np.mean(scores[both] - clean[both])) if both.any() else float("nan")
+    out["spoof_called_bonafide"] = float(np.mean(~dec[ok & (y == 1)])) if (ok & (y == 1)).any() else float("nan")
+    out["bonafide_called_spoof"] = float(np.mean(dec[ok & (y == 0)])) if (ok & (y == 0)).any() else float("nan")
+    return out
+
+
+def degradation_report(
+    det: DiffDetector,
+    utterances: Sequence[Utterance],
+    conditions: Sequence[Degradation] | None = None,
+    seed: int = 42,
+    skip_bad: bool = False,
+    progress: Callable[[Any], Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Score every utterance under every condition; per-condition metrics, failures listed (never dropped silently)."""
+    from dfdet.audio import load_audio
+
+    conds = list(conditions) if conditions is not None else resolve_conditions()
+    unavailable = [d.name for d in conds if not available(d)]
+    for name in unavailable:
+        if warn:
+            warn(f"condition {name} skipped: libsndfile here cannot write {CONDITIONS[name].needs_format}")
+    conds = [d for d in conds if d.name not in unavailable]
+    if not utterances:
+        raise DfdetError("no audio inputs", "pass audio files, directories or list files")
+    recipe = recipe_for(det)
+    n, k = len(utterances), len(conds)
+    feats = np.full((k, n, det.input_dim), np.nan, dtype=np.float32)  # what a store keeps
+    failures: list[dict[str, str]] = []
+    cond_fail: dict[str, int] = {d.name: 0 for d in conds}
+    ok_rows = np.zeros(n, dtype=bool)
+    it = progress(list(enumerate(utterances))) if progress is not None else enumerate(utterances)
+    for i, u in it:
+        try:
+            y, sr = load_audio(u.path)
+        except InputError as e:
+            if not skip_bad:
+                raise
+            failures.append({"utt_id": u.utt_id, "path": u.path, "reason": e.reason})
+            if warn:
+                warn(f"{u.path}: {e.reason} (skipped)")
+            continue
+        clips: list[tuple[np.ndarray, int]] = []
+        good: list[int] = []
+        for c, d in enumerate(conds):
+            try:
+                yd, srd = apply(d, y, sr, seed, i)
+                if len(yd) == 0:
+                    raise ValueError("no samples left")
+                clips.append((yd, srd))
+                good.append(c)
+            except Exception as e:  # noqa: BLE001 - a codec failure on one file is reported, not fatal
+                cond_fail[d.name] += 1
+                failures.append({"utt_id": u.utt_id, "path": u.path, "reason": f"{d.name}: {type(e).__name__}: {e}"})
+        if good:
+            F = featurize_clips(recipe, clips)
+            for row, c in zip(F, good, strict=True):
+                feats[c, i] = row
+        ok_rows[i] = True
+    if not ok_rows.any():
+        raise DfdetError("no audio could be decoded", "check the inputs (see the warnings above)")
+    labels = np.array([u.label for u in utterances], dtype=np.int64)
+    clean_scores = _score(det, feats[0])
+    table = []
+    for c, d in enumerate(conds):
+        s = _score(det, feats[c])
+        s[~ok_rows] = np.nan
+        row = {"condition": d.name, "description": d.description, "n_failed": cond_fail[d.name]}
+        row.update(_condition_metrics(s, labels, det.threshold, clean_scores))
+        table.append(row)
+    return {
+        "detector": det.path,
+        "schema": "dfdet.degrade/1",
+        "detector_kind": det.kind,
+        "recipe": det.recipe,
+        "threshold": float(det.threshold),
+        "seed": int(seed),
+        "inputs": int(n),
+        "inputs_scored": int(ok_rows.sum()),
+        "n_bonafide": int(((labels == 0) & ok_rows).sum()),
+        "n_spoof": int(((labels == 1) & ok_rows).sum()),
+        "conditions": table,
+        "unavailable_conditions": unavailable,
+        "failures": failures,
+    }
+
+
+def _score(det: DiffDetector, F: np.ndarray) -> np.ndarray:
+    """Scores of the rows with finite features; NaN for rows that failed or gave non-finite features."""
+    out = np.full(len(F), np.nan)
+    ok = np.isfinite(F).all(axis=1)
+    if ok.any():
+        out[ok] = det.scores(F[ok])
+    return out
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    """The per-condition table as text."""
+    head = f"{'condition':<16} {'n':>5} {'EER %':>7} {'AUC':>7} {'acc':>7} {'flips':>7} {'shift':>8}"
+    lines = [head]
+    nan = float("nan")
+    for r in rep["conditions"]:
+        lines.append(
+            f"{r['condition']:<16} {r['n_scored']:>5} {100 * r.get('eer', nan):>7.2f} {r.get('auc', nan):>7.4f} "
+            f"{r.get('accuracy', nan):>7.3f} {r['flip_rate_vs_clean']:>7.3f} {r['mean_score_shift']:>8.3f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,809 @@
+"""Scoring: load any detector file (model, calibrated detector, ensemble) and score feature stores or audio.
+
+Every detector becomes one `ScoringDetector`: a list of member models (each a `dfdet.artifact.Detector`) and a
+function from the member-score matrix to the final score. Member scores are bona-fide-positive natural-log odds
+computed from the models' logits (`score = -logit`), never from probabilities (DESIGN.md: saturated probabilities tie
+and corrupt EER). Calibration maps the final score to an LLR; `p_spoof = sigmoid(-score)`; decision is bona fide iff
+`score >= threshold`.
+
+Audio is featurized by the featurize engine's own per-file extraction (`dfdet.featurize.extract_one`) and worker
+pool, so `score DIR` computes exactly the features `featurize DIR` stores (cast to float32 like the store), and the
+scores of audio and of its feature store agree. Paths streamed on stdin are scored lazily: a row is produced as soon
+as its file is done, before the input ends.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from dfdet import console
+from dfdet.errors import DfdetError, InputError, UsageError
+from dfdet.inputs import Utterance
+from dfdet.scores import ScoreTable, score_to_p_spoof
+
+if TYPE_CHECKING:
+    from dfdet.artifact import Detector
+    from dfdet.features import Recipe
+    from dfdet.store import FeatureSet
+
+SKIP_FIX = "pass --skip-bad to continue past bad inputs"
+STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")
+MEMBER_PREFIX = "score_"  # per-member raw score columns: score_<member name>
+_BLOCK_ROWS = 65536  # features scored per block (bounded memory on large stores)
+_MAX_NESTING = 8
+
+
+# --------------------------------------------------------------------------------------------------- detectors
+@dataclass(frozen=True)
+class RecipeRef:
+    """The feature recipe a detector expects: name and configuration hash (None when the model records none)."""
+
+    name: str | None
+    hash: str | None
+    config: dict[str, Any] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name or 'unknown'} (hash {self.hash or 'unknown'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "hash": self.hash}
+
+
+@dataclass
+class Member:
+    """One model inside a detector: its name (file stem or ensemble member name), file and loaded Detector."""
+
+    name: str
+    path: str
+    detector: Detector
+
+
+class ScoringDetector:
+    """A model, a calibrated detector or an ensemble behind one interface.
+
+    `score_features(X)` -> {"score", "p_spoof", "decision" (int8: 0 bona fide, 1 spoof), "members" {name: raw
+    score}}; `threshold` is on the final score scale; `recipe` names the features every member expects.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        path: str,
+        members: list[Member],
+        combine: Callable[[np.ndarray], np.ndarray],
+        threshold: float,
+        threshold_source: str,
+        scale: str,
+        layers: list[dict[str, Any]],
+    ) -> None:
+        self.kind = kind
+        self.path = str(path)
+        self.members = members
+        self._combine = combine
+        self.threshold = float(threshold)
+        self.threshold_source = threshold_source
+        self.scale = scale
+        self.layers = layers
+        self.recipe = _common_recipe(members, self.path)
+        dims = {m.detector.input_dim for m in members}
+        if len(dims) != 1:
+            detail = ", ".join(f"{m.name}: {m.detector.input_dim}" for m in members)
+            raise DfdetError(
+                f"{self.path}: members expect different feature dimensions ({detail})",
+                "ensemble models trained on the same features",
+            )
+        self.input_dim = dims.pop()
+
+    @property
+    def member_names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    def member_scores(self, X: Any) -> np.ndarray:
+        """Raw bona-fide-positive score (-logit) of every member: float64 [N, M]."""
+        X = np.asarray(X.X if hasattr(X, "X") and hasattr(X, "y") else X)
+        if X.ndim == 1:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            raise DfdetError(
+                f"features have shape {X.shape} but {self.path} expects [N, {self.input_dim}]",
+                f"featurize with --recipe {self.recipe.name or '<the model recipe>'}",
+            )
+        import torch
+
+        out = np.empty((len(X), len(self.members)), dtype=np.float64)
+        with torch.inference_mode():  # no autograd graph: Detector.logits does not disable it itself
+            for start in range(0, len(X), _BLOCK_ROWS):
+                block = X[start : start + _BLOCK_ROWS]
+                for m, member in enumerate(self.members):
+                    out[start : start + len(block), m] = member.detector.scores(block)
+        return out
+
+    def combine(self, S: np.ndarray) -> np.ndarray:
+        """Member-score matrix [N, M] -> final score [N] (identity, fusion and/or calibration)."""
+        S = np.asarray(S, dtype=np.float64)
+        if len(S) == 0:
+            return np.zeros(0)
+        return np.asarray(self._combine(S), dtype=np.float64).reshape(-1)
+
+    def score_features(self, X: Any) -> dict[str, Any]:
+        """Scores of features [N, D] (array or FeatureSet): score, p_spoof, decision and per-member raw scores."""
+        S = self.member_scores(X)
+        score = self.combine(S)
+        return {
+            "score": score,
+            "p_spoof": score_to_p_spoof(score),
+            "decision": np.where(score >= self.threshold, 0, 1).astype(np.int8),
+            "members": {name: S[:, m] for m, name in enumerate(self.member_names)},
+        }
+
+    def check_features(self, fs: FeatureSet) -> None:
+        """Refuse features of another recipe (naming both hashes and the fix) or of another dimension."""
+        want, got = self.recipe, fs.recipe_hash
+        src = fs.source or "the features"
+        if want.hash and got and got != want.hash:
+            raise DfdetError(
+                f"{src} was featurized with recipe {fs.recipe} (hash {got}) but {self.path} expects recipe "
+                f"{want.name} (hash {want.hash})",
+                f"featurize the audio with --recipe {want.name} (dfdet featurize AUDIO --recipe {want.name} -o "
+                "FEATS.h5), or score the audio directly",
+            )
+        for member in self.members:
+            member.detector.check_features(fs)
+
+    def feature_recipe(self) -> Recipe:
+        """The recipe object that turns audio into the features this detector expects (hash checked)."""
+        from dfdet.features import get_recipe, recipe_hash, recipe_names
+
+        want = self.recipe
+        if not want.name:
+            raise DfdetError(
+                f"{self.path} records no feature recipe, so it cannot score audio",
+                "score a feature store made like its training features instead",
+            )
+        if want.name not in recipe_names():
+            raise DfdetError(
+                f"{self.path} expects feature recipe {want.name!r}, which this dfdet does not have",
+                f"install the dfdet version that provides it (known recipes: {', '.join(recipe_names())})",
+            )
+        rec = get_recipe(want.name)
+        have = recipe_hash(rec)
+        if want.hash and have != want.hash:
+            raise DfdetError(
+                f"{self.path} expects recipe {want.name} with hash {want.hash}, but this dfdet's {want.name} has hash "
+                f"{have} (its definition changed)",
+                "score with the dfdet version that trained the model, or re-train on features from this version",
+            )
+        return rec
+
+    def describe(self) -> dict[str, Any]:
+        """What this detector is, for `-v` and provenance: kind, layers, members, recipe, threshold, output scale."""
+        return {
+            "kind": self.kind,
+            "path": self.path,
+            "recipe": self.recipe.to_dict(),
+            "input_dim": self.input_dim,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "score_scale": self.scale,
+            "decision_rule": "bonafide if score >= threshold else spoof",
+            "layers": self.layers,
+            "members": [
+                {"name": m.name, "path": m.path, "arch": m.detector.arch, "recipe_hash": m.detector.recipe_hash}
+                for m in self.members
+            ],
+        }
+
+    def summary(self) -> str:
+        """One line for `-v`: kind, members, recipe, threshold."""
+        names = ", ".join(self.member_names)
+        return (
+            f"{self.kind} {self.path}: {len(self.members)} member(s) [{names}], recipe {self.recipe}, "
+            f"score = {self.scale}, threshold {self.threshold:g} ({self.threshold_source})"
+        )
+
+
+def _common_recipe(members: list[Member], where: str) -> RecipeRef:
+    hashes = {m.detector.recipe_hash for m in members}
+    if len(hashes) > 1:
+        detail = "; ".join(f"{m.name}: {m.detector.recipe} (hash {m.detector.recipe_hash})" for m in members)
+        raise DfdetError(
+            f"{where}: ensemble members expect different feature recipes ({detail})",
+            "ensemble only models trained on features of the same recipe",
+        )
+    first = members[0].detector
+    return RecipeRef(first.recipe, first.recipe_hash, (first.meta.get("recipe") or {}).get("config"))
+
+
+def _read_kind(path: Path) -> str | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            path, "no such detector file", "pass a model .pt, a calibration JSON or an ensemble JSON"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(path, f"cannot read as JSON ({e})", "pass a calibration or ensemble JSON") from None
+    return doc.get("kind") if isinstance(doc, dict) else None
+
+
+def _model_detector(path: Path) -> ScoringDetector:
+    from dfdet.artifact import load_model
+
+    det = load_model(path)
+    source = (det.meta.get("threshold_source") or "model") if isinstance(det.meta, dict) else "model"
+    return ScoringDetector(
+        "model",
+        str(path),
+        [Member(path.stem, str(path), det)],
+        lambda S: S[:, 0],
+        det.threshold,
+        f"model: {source}",
+        "raw natural-log odds (-logit)",
+        [{"layer": "model", "path": str(path), "arch": det.arch}],
+    )
+
+
+def _ensemble_detector(path: Path) -> ScoringDetector:
+    from dfdet.artifact import load_model
+    from dfdet.calibration import calibrator_from_dict, resolve_from_json
+    from dfdet.fusion import fuser_from_dict, load_ensemble
+
+    doc = load_ensemble(path)
+    not_models = [m.get("name", "?") for m in doc["members"] if m.get("kind") != "model"]
+    if not_models:
+        raise DfdetError(
+            f"{path}: member(s) {not_models} are score files, which cannot score new inputs",
+            "refit the ensemble with --model members (dfdet ensemble --model A.pt --model B.pt --on DEV.h5), or use "
+            "`dfdet ensemble --apply` on their score files",
+        )
+    members = []
+    for m in doc["members"]:
+        p = resolve_from_json(m["path"], path)
+        members.append(Member(str(m.get("name") or Path(p).stem), str(p), load_model(p)))
+    fuser = fuser_from_dict(doc["fuser"])
+    cal = calibrator_from_dict(doc["calibration"]) if doc.get("calibration") else None
+
+    def combine(S: np.ndarray) -> np.ndarray:
+        fused = fuser.transform(S)
+        return cal.transform(fused) if cal is not None else fused
+
+    thr = doc.get("threshold") or {}
+    layers = [{"layer": "ensemble", "path": str(path), "method": doc.get("method"), "members": len(members)}]
+    if cal is not None:
+        layers.append({"layer": "calibration", "method": cal.name, "inside": str(path)})
+    return ScoringDetector(
+        "ensemble",
+        str(path),
+        members,
+        combine,
+        float(thr.get("value", 0.0)),
+        f"ensemble: {thr.get('policy', 'default 0')}",
+        "calibrated natural-log LLR" if cal is not None else "fused score",
+        layers,
+    )
+
+
+def with_calibration(
+    inner: ScoringDetector, doc: dict[str, Any], source: str, kind: str = "calibrated detector"
+) -> ScoringDetector:
+    """`inner` followed by the calibration document `doc` (its threshold replaces the inner one)."""
+    from dfdet.calibration import calibrator_from_dict
+
+    cal = calibrator_from_dict(doc)
+    inner_combine = inner.combine
+    thr = doc.get("threshold") or {}
+    return ScoringDetector(
+        kind,
+        source,
+        inner.members,
+        lambda S: cal.transform(inner_combine(S)),
+        float(thr["value"]),
+        f"calibration: {thr.get('policy', '?')}",
+        "calibrated natural-log LLR",
+        [*inner.layers, {"layer": "calibration", "path": source, "method": cal.name}],
+    )
+
+
+def _load(path: Path, depth: int) -> ScoringDetector:
+    from dfdet.calibration import detector_path, load_calibration
+
+    if depth > _MAX_NESTING:
+        raise InputError(path, "calibration files nest too deep (a loop?)", "point the calibration at a model file")
+    if path.suffix.lower() != ".json":
+        return _model_detector(path)
+    kind = _read_kind(path)
+    if kind == "ensemble":
+        return _ensemble_detector(path)
+    if kind != "calibration":
+        raise InputError(
+            path,
+            f"not a detector (JSON kind {kind!r})",
+            "pass a model .pt (dfdet train), a calibrated detector (dfdet calibrate --detector) or an ensemble JSON "
+            "(dfdet ensemble)",
+        )
+    doc = load_calibration(path)
+    inner_path = detector_path(doc, path)
+    if inner_path is None:
+        raise InputError(
+            path,
+            "this calibration names no detector",
+            "pass the model with the calibration (dfdet score MODEL --calibration CAL.json ...), or refit it with "
+            "`dfdet calibrate --detector MODEL`",
+        )
+    return with_calibration(_load(inner_path, depth + 1), doc, str(path))
+
+
+def load_detector(path: str | os.PathLike, calibration: str | os.PathLike | None = None) -> ScoringDetector:
+    """A model `.pt`, a calibration JSON naming a detector, or an ensemble JSON of model members -> ScoringDetector.
+
+    `calibration`: a calibration JSON applied on top of the detector's final score (its threshold then applies).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such detector file", "pass a model .pt, a calibration JSON or an ensemble JSON")
+    det = _load(p, 0)
+    if calibration is not None:
+        from dfdet.calibration import detector_path, load_calibration
+
+        doc = load_calibration(calibration)
+        named = detector_path(doc, calibration)
+        if named is not None and os.path.abspath(named) != os.path.abspath(p):
+            console.warn(f"{calibration} was fitted for {named}; applying it to {p}")
+        det = with_calibration(det, doc, str(calibration), kind=f"{det.kind} + calibration")
+    return det
+
+
+# --------------------------------------------------------------------------------------------------- stores
+def member_column(name: str) -> str:
+    return f"{MEMBER_PREFIX}{name}"
+
+
+def _fmt(x: float) -> str:
+    return repr(float(x))
+
+
+def score_store(
+    detector: ScoringDetector,
+    fs: FeatureSet,
+    members: bool = False,
+    skip_bad: bool = False,
+    failures: list[dict[str, str]] | None = None,
+) -> tuple[ScoreTable, list[dict[str, str]]]:
+    """Score every row of a feature store -> (ScoreTable sorted by utt_id, rows skipped); `members` adds
+    score_<name> columns.
+
+    Refuses features of another recipe. Rows whose score is not finite (NaN features in an .npz) are an error, or
+    under `skip_bad` warned about, left out and listed (also appended to `failures` when given).
+    """
+    detector.check_features(fs)
+    out = detector.score_features(fs.X)
+    score = out["score"]
+    skipped: list[dict[str, str]] = []
+    bad = ~np.isfinite(score)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        if not skip_bad:
+            raise DfdetError(
+                f"{fs.source or 'features'}: {int(bad.sum())} row(s) score NaN or infinite (e.g. {fs.utt_id[first]!r})",
+                f"check those feature rows for NaN; {SKIP_FIX}",
+            )
+        for i in np.flatnonzero(bad):
+            console.warn(f"skipped {fs.utt_id[i]}: score is not finite (NaN features?)")
+            skipped.append({"utt_id": fs.utt_id[i], "path": fs.path[i], "reason": "score is not finite"})
+        if failures is not None:
+            failures.extend(skipped)
+    keep = np.flatnonzero(~bad)
+    pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
+    extra: dict[str, list[str]] = {}
+    for name in ("speaker", "system", "domain"):
+        col = getattr(fs, name, None) or []
+        if any(col):
+            extra[name] = pick(col)
+    if members:
+        for name, col in out["members"].items():
+            extra[member_column(name)] = [_fmt(v) for v in col[keep]]
+    table = ScoreTable(
+        pick(fs.utt_id),
+        score[keep],
+        path=pick(fs.path) if any(fs.path) else None,
+        p_spoof=out["p_spoof"][keep],
+        decision=out["decision"][keep],
+        label=np.asarray(fs.y, dtype=np.int8)[keep],
+        extra=extra,
+        source=fs.source,
+    )
+    return table.sorted(), skipped
+
+
+# --------------------------------------------------------------------------------------------------- audio
+@dataclass
+class ScoredRow:
+    """One scored utterance (decision int8: 0 bona fide, 1 spoof; label -1 unknown)."""
+
+    utt_id: str
+    path: str
+    score: float
+    p_spoof: float
+    decision: int
+    label: int = -1
+    speaker: str = ""
+    system: str = ""
+    domain: str = ""
+    duration: float = float("nan")
+    members: dict[str, float] = field(default_factory=dict)
+
+    def writer_kwargs(self, members: bool = False, meta: Sequence[str] = ()) -> dict[str, Any]:
+        """Keyword arguments for `ScoreWriter.write`."""
+        kw: dict[str, Any] = {
+            "path": self.path,
+            "p_spoof": self.p_spoof,
+            "decision": self.decision,
+            "label": self.label,
+        }
+        for name in meta:
+            kw[name] = getattr(self, name)
+        if members:
+            kw.update({member_column(k): _fmt(v) for k, v in self.members.items()})
+        return kw
+
+
+@dataclass
+class BadInput:
+    """An input found bad before decoding (not audio, duplicate id, not in the label file)."""
+
+    path: str
+    reason: str
+    utt_id: str = ""
+
+
+def _as_utterance(item: Utterance | str | os.PathLike, cwd: str) -> Utterance:
+    if isinstance(item, Utterance):
+        return item
+    return Utterance(utt_id=stream_utt_id(str(item), cwd), path=os.path.abspath(os.path.join(cwd, os.fspath(item))))
+
+
+def stream_utt_id(path: str, cwd: str | None = None) -> str:
+    """utt_id of a path streamed on stdin: relative to the working directory (absolute outside it), no extension.
+
+    The common root of a stream is unknown until it ends, so ids cannot be relative to it as for a listed corpus.
+    """
+    cwd = cwd or os.getcwd()
+    a = os.path.abspath(os.path.join(cwd, path))
+    rel = os.path.relpath(a, cwd)
+    if rel.startswith(".."):
+        rel = a
+    stem, ext = os.path.splitext(rel)
+    return (stem if ext else rel).replace(os.sep, "/")
+
+
+class _LabelIndex:
+    """Lazy join of streamed paths with a label file: by resolved path, then by file stem (unambiguous only)."""
+
+    def __init__(self, utts: list[Utterance]) -> None:
+        self.by_path = {os.path.realpath(u.path): u for u in utts}
+        self.by_stem: dict[str, Utterance | None] = {}
+        for u in utts:
+            stem = os.path.splitext(os.path.basename(u.path))[0]
+            self.by_stem[stem] = None if stem in self.by_stem else u
+
+    def find(self, path: str) -> Utterance | None:
+        hit = self.by_path.get(os.path.realpath(path))
+        if hit is None:
+            hit = self.by_stem.get(os.path.splitext(os.path.basename(path))[0])
+        return hit
+
+
+def stdin_utterances(
+    stream: TextIO, labels: list[Utterance] | None = None, cwd: str | None = None, label_file: str = "--labels"
+) -> Iterator[Utterance | BadInput]:
+    """Utterances from paths on `stream`, one per line, read lazily (each as soon as its line arrives).
+
+    Blank and `#` lines are skipped, directories are walked (sorted), non-audio names, duplicate ids and (with
+    `labels`) files missing from the label file come out as BadInput. A file listed twice is scored once.
+    """
+    from dfdet.audio import is_audio_path
+    from dfdet.inputs import list_audio_paths
+
+    cwd = cwd or os.getcwd()
+    index = _LabelIndex(labels) if labels is not None else None
+    seen_paths: set[str] = set()
+    seen_ids: dict[str, str] = {}
+    for lineno, raw in enumerate(iter(stream.readline, ""), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        path = os.path.abspath(os.path.join(cwd, os.path.expanduser(line)))
+        if os.path.isdir(path):
+            try:
+                found = [str(p) for p in list_audio_paths([path])]
+            except DfdetError as e:
+                yield BadInput(path, str(e))
+                continue
+        elif not is_audio_path(path):
+            yield BadInput(path, f"stdin line {lineno}: not a supported audio file name")
+            continue
+        else:
+            found = [path]
+        for p in found:
+            key = os.path.realpath(p)
+            if key in seen_paths:
+                continue
+            seen_paths.add(key)
+            utt = Utterance(stream_utt_id(p, cwd), p)
+            if index is not None:
+                hit = index.find(p)
+                if hit is None:
+                    yield BadInput(p, f"not in label file {label_file}", utt.utt_id)
+                    continue
+                utt = Utterance(hit.utt_id, p, hit.label, hit.speaker, hit.system, hit.domain)
+            if utt.utt_id in seen_ids:
+                yield BadInput(p, f"duplicate utt_id {utt.utt_id!r} (also {seen_ids[utt.utt_id]})", utt.utt_id)
+                continue
+            seen_ids[utt.utt_id] = p
+            yield utt
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Limit torch's intra-op threads while pool workers use the other cores (restored afterwards)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _ReaderFailed:
+    """An exception raised while reading the inputs, handed from the reader thread to the main thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _read_inputs(inputs: Iterable[Any], cwd: str, out: queue.Queue) -> None:
+    """Reader thread: pull entries from a (possibly blocking) input iterator such as stdin onto a queue.
+
+    A daemon thread, so a producer that keeps stdin open never keeps dfdet from exiting after an error.
+    """
+    try:
+        for item in inputs:
+            out.put(item if isinstance(item, BadInput) else _as_utterance(item, cwd))
+    except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
+        out.put(_ReaderFailed(e))
+    out.put(_END)
+
+
+def score_audio_stream(
+    detector: ScoringDetector,
+    inputs: Iterable[Utterance | BadInput | str | os.PathLike],
+    jobs: int = 1,
+    skip_bad: bool = False,
+    failures: list[dict[str, str]] | None = None,
+    batch_size: int = 256,
+    lazy: bool | None = None,
+) -> Iterator[ScoredRow]:
+    """Score audio files, yielding rows in input order.
+
+    `inputs`: Utterances or paths (ids relative to the working directory) or BadInput markers. A list/tuple is
+    featurized with the featurize engine's `result_stream` (pool of `jobs` workers, chunked) and scored in batches;
+    any other iterable (e.g. `stdin_utterances`) is consumed lazily and each row is yielded as soon as it is ready
+    (`lazy` overrides the choice). Bad files raise InputError, or under `skip_bad` are warned about, appended to
+    `failures` ({"utt_id", "path", "reason"}) and left out.
+    """
+    rec = detector.feature_recipe()
+    if jobs < 1:
+        raise UsageError(f"jobs must be >= 1, got {jobs}", "pass -j N with N >= 1")
+    if lazy is None:
+        lazy = not isinstance(inputs, (list, tuple))
+    if lazy:
+        # Set up now, not on the first next(): the first streamed row must not wait for lazy imports and tables.
+        detector.combine(detector.member_scores(np.zeros((1, detector.input_dim), dtype=np.float32)))
+        from dfdet.featurize import warm_up
+
+        warm_up(rec)
+    return _score_audio(detector, rec, inputs, jobs, skip_bad, failures, batch_size, lazy)
+
+
+def _score_audio(
+    detector: ScoringDetector,
+    rec: Recipe,
+    inputs: Iterable[Utterance | BadInput | str | os.PathLike],
+    jobs: int,
+    skip_bad: bool,
+    failures: list[dict[str, str]] | None,
+    batch_size: int,
+    lazy: bool,
+) -> Iterator[ScoredRow]:
+    cwd = os.getcwd()
+
+    def bad(path: str, reason: str, utt_id: str = "") -> None:
+        if not skip_bad:
+            raise InputError(path, reason, SKIP_FIX)
+        console.warn(f"skipped {path}: {reason}")
+        if failures is not None:
+            failures.append({"utt_id": utt_id, "path": str(path), "reason": str(reason)})
+
+    def rows_of(batch: list[tuple[Utterance, np.ndarray, float]]) -> Iterator[ScoredRow]:
+        X = np.stack([v for _, v, _ in batch]).astype(np.float32)  # the store keeps float32: same scores
+        out = detector.score_features(X)
+        names = detector.member_names
+        for i, (u, _, duration) in enumerate(batch):
+            s = float(out["score"][i])
+            if not np.isfinite(s):
+                bad(u.path, "score is not finite", u.utt_id)
+                continue
+            yield ScoredRow(
+                u.utt_id,
+                str(u.path),
+                s,
+                float(out["p_spoof"][i]),
+                int(out["decision"][i]),
+                int(u.label),
+                u.speaker,
+                u.system,
+                u.domain,
+                float(duration),
+                {n: float(out["members"][n][i]) for n in names},
+            )
+
+    torch_limit = 1 if jobs > 1 else None
+    if not lazy:
+        from dfdet.featurize import result_stream
+
+        items = [x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs]
+        utts = [u for u in items if isinstance(u, Utterance)]
+        for b in items:
+            if isinstance(b, BadInput):
+                bad(b.path, b.reason, b.utt_id)
+        with _torch_threads(torch_limit), result_stream(rec, [str(u.path) for u in utts], jobs) as results:
+            batch: list[tuple[Utterance, np.ndarray, float]] = []
+            for u, (status, value, duration) in zip(utts, results, strict=True):
+                if status != "ok":
+                    bad(u.path, value, u.utt_id)
+                    continue
+                batch.append((u, value, duration))
+                if len(batch) >= batch_size:
+                    yield from rows_of(batch)
+                    batch = []
+            if batch:
+                yield from rows_of(batch)
+        return
+
+    if jobs <= 1:
+        from dfdet.featurize import extract_one, one_blas_thread
+
+        with one_blas_thread():
+            for item in inputs:
+                if isinstance(item, BadInput):
+                    bad(item.path, item.reason, item.utt_id)
+                    continue
+                u = _as_utterance(item, cwd)
+                status, value, duration = extract_one(rec, str(u.path))
+                if status != "ok":
+                    bad(u.path, value, u.utt_id)
+                    continue
+                yield from rows_of([(u, value, duration)])
+        return
+
+    # Pool over a lazily read input. A reader thread pulls entries (it may block on stdin for as long as the producer
+    # likes); the main thread submits each file to the featurize engine's workers as it arrives (at most
+    # `8 * jobs` in flight) and hands results out in input order as soon as the oldest one is done. The pool's own
+    # threads never touch the input, so an error or Ctrl-C terminates it even while stdin stays open.
+    import multiprocessing
+
+    from dfdet import featurize as fz
+
+    ctx = multiprocessing.get_context(fz.default_start_method())
+    max_inflight = 8 * jobs
+    inflight: collections.deque = collections.deque()  # (Utterance, AsyncResult) or (BadInput, None), input order
+    ended = False
+    # Fork the workers before the reader thread exists: a child forked while that thread holds stdin's lock would
+    # deadlock closing stdin in multiprocessing's bootstrap.
+    pool = ctx.Pool(jobs, initializer=fz.init_worker, initargs=(rec,))
+    incoming: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_inputs, args=(inputs, cwd, incoming), daemon=True, name="dfdet-inputs").start()
+    try:
+        with _torch_threads(torch_limit):
+            while not ended or inflight:
+                while not ended and len(inflight) < max_inflight:  # take what has arrived (wait only when idle)
+                    try:
+                        item = incoming.get(timeout=0.1) if not inflight else incoming.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _END:
+                        ended = True
+                    elif isinstance(item, _ReaderFailed):
+                        raise item.exc
+                    elif isinstance(item, BadInput):
+                        inflight.append((item, None))
+                    else:
+                        inflight.append((item, pool.apply_async(fz.work, (str(item.path),))))
+                batch: list[tuple[Utterance, np.ndarray, float]] = []
+                while inflight and (inflight[0][1] is None or inflight[0][1].ready()):
+                    entry, result = inflight.popleft()
+                    status, value, duration = ("bad", entry.reason, 0.0) if result is None else result.get()
+                    if status == "ok":
+                        batch.append((entry, value, duration))
+                        if len(batch) < batch_size:
+                            continue
+                    if batch:  # rows before a bad input come out before it is reported
+                        yield from rows_of(batch)
+                        batch = []
+                    if status != "ok":
+                        bad(entry.path, value, entry.utt_id)
+                if batch:
+                    yield from rows_of(batch)
+                if inflight:
+                    inflight[0][1].wait(0.02)  # the oldest file (new input is picked up at least every 20 ms)
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+
+
+def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str = "") -> ScoreTable:
+    """Collect rows into a ScoreTable sorted by utt_id (speaker/system/domain columns where any is known)."""
+    rows = list(rows)
+    extra: dict[str, list[str]] = {}
+    for name in ("speaker", "system", "domain"):
+        col = [getattr(r, name) for r in rows]
+        if any(col):
+            extra[name] = col
+    if members and rows:
+        for name in rows[0].members:
+            extra[member_column(name)] = [_fmt(r.members[name]) for r in rows]
+    table = ScoreTable(
+        [r.utt_id for r in rows],
+        np.array([r.score for r in rows], dtype=np.float64),
+        path=[r.path for r in rows],
+        p_spoof=np.array([r.p_spoof for r in rows], dtype=np.float64),
+        decision=np.array([r.decision for r in rows], dtype=np.int8),
+        label=np.array([r.label for r in rows], dtype=np.int8),
+        extra=extra,
+        source=source,
+    )
+    return table.sorted()
+
+
+def is_store_path(arg: str) -> bool:
+    """True for a feature-store argument (.h5/.hdf5/.npz) rather than audio."""
+    return Path(str(arg)).suffix.lower() in STORE_SUFFIXES
+
+
+@dataclass
+class ScoreRun:
+    """What a scoring run did (for the summary line and the exit status)."""
+
+    done: int = 0
+    total: int = 0
+    skipped: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    def finish(self) -> ScoreRun:
+        self.skipped = len(self.failures)
+        self.total = self.done + self.skipped
+        self.seconds = time.perf_counter() - self.started
+        return self

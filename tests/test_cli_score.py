@@ -1,0 +1,218 @@
+"""`dfdet score`: stores, audio, a real shell pipeline, streaming stdin, bad inputs, formats, detectors (CliRunner)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from dfdet.cli import cli
+from dfdet.scores import read_scores
+from tests.conftest import ROOT
+from tests.test_scoring import build_trained, make_calibration, make_ensemble
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return build_trained(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def store_table(trained):
+    """The model's scores of the feature store, by path (what every audio route must reproduce)."""
+    from dfdet.scoring import load_detector, score_store
+    from dfdet.store import load_features
+
+    table, _ = score_store(load_detector(trained.model), load_features(trained.store))
+    return table
+
+
+def by_path(table) -> dict[str, float]:
+    return dict(zip(table.path, table.score, strict=True))
+
+
+def subprocess_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.pop("DFDET_MP_START", None)
+    return env
+
+
+def test_help_states_the_score_convention(runner):
+    r = runner.invoke(cli, ["score", "--help"])
+    assert r.exit_code == 0
+    text = " ".join(r.stdout.split())
+    assert "BONA-FIDE-POSITIVE" in text and "higher = more likely genuine" in text
+    assert "log-likelihood ratio (LLR) after calibration" in text and "NOT sorted by utt_id" in text
+
+
+def test_store_to_tsv(runner, trained, store_table, tmp_path):
+    out = tmp_path / "s.tsv"
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store), "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "" and "done 12 of 12 (0 skipped)" in r.stderr
+    header = out.read_text().splitlines()[0].split("\t")
+    assert header == ["utt_id", "score", "path", "p_spoof", "decision", "label", "speaker", "system", "domain"]
+    t = read_scores(out)
+    assert t.utt_id == sorted(t.utt_id) and len(t) == 12
+    np.testing.assert_array_equal(t.score, store_table.score)  # exact text round trip
+    np.testing.assert_array_equal(t.label, store_table.label)
+    assert set(t.column("decision")) <= {"bonafide", "spoof"}
+
+
+def test_audio_dir_matches_the_store(runner, trained, store_table):
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.audio), "-j", "2"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split("\t") == ["utt_id", "score", "path", "p_spoof", "decision"]
+    ids = [ln.split("\t")[0] for ln in lines[1:]]
+    assert ids == sorted(ids) and ids[0] == "lab/utt000"
+    want = by_path(store_table)
+    got = {ln.split("\t")[2]: float(ln.split("\t")[1]) for ln in lines[1:]}
+    assert got.keys() == want.keys()
+    for p, s in got.items():
+        assert s == pytest.approx(want[p], abs=1e-5)
+
+
+def test_labels_with_audio_and_asvspoof_format(runner, trained, store_table):
+    r = runner.invoke(cli, ["score", str(trained.model), "--labels", str(trained.table), "--format", "asvspoof"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "filename\tcm-score" and len(lines) == 13
+    ids = [ln.split("\t")[0] for ln in lines[1:]]
+    assert ids == sorted(store_table.utt_id)  # ids from the label table, like the store's
+    want = dict(zip(store_table.utt_id, store_table.score, strict=True))
+    for ln in lines[1:]:
+        u, s = ln.split("\t")
+        assert float(s) == pytest.approx(want[u], abs=1e-5)
+
+
+def _line_reader(stream) -> queue.Queue:
+    """Lines of `stream` on a queue, read by a thread (select() would miss lines already in Python's buffer)."""
+    q: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in stream:
+            q.put(line)
+        q.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def test_real_shell_pipeline_streams_before_stdin_closes(trained, store_table, tmp_path):
+    """`find DIR -name '*.wav' | python -m dfdet score MODEL -` in a real shell gives the store's scores, and rows
+    stream out while stdin is still open: `cat` keeps the pipe open after find's paths until the test closes it."""
+    wavs = sorted(str(p) for p in trained.audio.rglob("*.wav"))
+    extra = tmp_path / "late.wav"  # a copy of one clip, sent after find's paths
+    shutil.copy(wavs[3], extra)
+    model, audio = shlex.quote(str(trained.model)), shlex.quote(str(trained.audio))
+    cmd = f"{{ find {audio} -name '*.wav'; cat; }} | {shlex.quote(sys.executable)} -m dfdet score {model} - -j 2"
+    proc = subprocess.Popen(
+        cmd, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=subprocess_env(), cwd=trained.root,
+    )  # fmt: skip
+    try:
+        lines = _line_reader(proc.stdout)
+        header = lines.get(timeout=90)  # interpreter start-up and imports on a loaded test machine
+        assert header.rstrip("\n").split("\t") == ["utt_id", "score", "path", "p_spoof", "decision"]
+        rows = [lines.get(timeout=30).rstrip("\n").split("\t") for _ in wavs]  # find's paths, stdin still open
+        assert proc.poll() is None
+        t0 = time.perf_counter()
+        proc.stdin.write(f"{extra}\n")  # one more path: its row comes back while stdin stays open
+        proc.stdin.flush()
+        rows.append(lines.get(timeout=20).rstrip("\n").split("\t"))
+        latency = time.perf_counter() - t0
+        assert proc.poll() is None
+        proc.stdin.close()
+        assert lines.get(timeout=60) is None and proc.wait(60) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    print(f"first row {latency * 1000:.0f} ms after its path arrived")
+    want = by_path(store_table)
+    assert sorted(r[2] for r in rows[:-1]) == wavs and rows[-1][2] == str(extra)
+    assert float(rows[-1][1]) == pytest.approx(want[wavs[3]], abs=1e-5)
+    for r in rows[:-1]:
+        assert float(r[1]) == pytest.approx(want[r[2]], abs=1e-5)
+        assert r[0] + ".wav" == os.path.relpath(r[2], trained.root)  # stream ids: relative to the working directory
+    # find's order is kept (streamed rows are not sorted)
+    assert [r[2] for r in rows[:-1]] == [ln.strip() for ln in subprocess.check_output(
+        ["find", str(trained.audio), "-name", "*.wav"], text=True).splitlines()]  # fmt: skip
+
+
+def test_wrong_recipe_refused(runner, trained, tmp_path):
+    from dfdet.store import load_features, write_features
+
+    fs = load_features(trained.store)
+    fs.recipe, fs.recipe_hash = "seed154", "0000000000000000"
+    bad = tmp_path / "old.h5"
+    write_features(bad, fs)
+    out = tmp_path / "s.tsv"
+    r = runner.invoke(cli, ["score", str(trained.model), str(bad), "-o", str(out)])
+    assert r.exit_code == 1 and r.stdout == "" and not out.exists()
+    err = r.stderr.strip()
+    assert err.startswith("dfdet score: error: ") and len(err.splitlines()) == 1
+    assert "0000000000000000" in err and fs.attrs is not None and "--recipe seed154" in err
+
+
+def test_skip_bad_writes_the_rest_and_exits_3(runner, trained, tmp_path):
+    corrupt = tmp_path / "bad" / "corrupt.wav"
+    corrupt.parent.mkdir()
+    corrupt.write_text("not audio at all\n")
+    out = tmp_path / "s.tsv"
+    args = ["score", str(trained.model), str(trained.audio), str(corrupt), "-o", str(out)]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 1 and str(corrupt) in r.stderr and "--skip-bad" in r.stderr and not out.exists()
+    r = runner.invoke(cli, [*args, "--skip-bad"])
+    assert r.exit_code == 3, r.stderr
+    assert f"warning: skipped {corrupt}" in r.stderr and "done 12 of 13 (1 skipped)" in r.stderr
+    t = read_scores(out)
+    assert len(t) == 12 and str(corrupt) not in t.path
+    # streaming stdin: the same policy
+    text = f"{corrupt}\n" + "".join(f"{p}\n" for p in sorted(trained.audio.rglob("*.wav"))[:2])
+    r = runner.invoke(cli, ["score", str(trained.model), "-", "--skip-bad", "-j", "1"], input=text)
+    assert r.exit_code == 3 and f"skipped {corrupt}" in r.stderr
+    assert len(r.stdout.splitlines()) == 3
+
+
+def test_calibrated_detector_ensemble_and_members(runner, trained, tmp_path):
+    from dfdet.fusion import score_detector
+    from dfdet.store import load_features
+
+    fs = load_features(trained.store)
+    cal = make_calibration(trained, tmp_path / "cal.json", detector=trained.model)
+    ens = make_ensemble(trained, tmp_path / "ens.json")
+    for det in (cal, ens):
+        r = runner.invoke(cli, ["score", str(det), str(trained.store), "--members"])
+        assert r.exit_code == 0, r.stderr
+        lines = r.stdout.splitlines()
+        t = {ln.split("\t")[0]: ln.split("\t") for ln in lines[1:]}
+        header = lines[0].split("\t")
+        want, dec, _ = score_detector(det, fs)
+        for i, u in enumerate(fs.utt_id):
+            assert float(t[u][1]) == want[i]
+            assert t[u][header.index("decision")] == ("bonafide" if dec[i] == 0 else "spoof")
+        members = [h for h in header if h.startswith("score_")]
+        assert members == (["score_adamw"] if det == cal else ["score_adamw", "score_sgd"])
+    # --calibration on top of a bare model = the calibrated detector
+    bare = make_calibration(trained, tmp_path / "bare.json", detector=None)
+    r1 = runner.invoke(cli, ["score", str(trained.model), str(trained.store), "--calibration", str(bare)])
+    r2 = runner.invoke(cli, ["score", str(cal), str(trained.store)])
+    assert r1.exit_code == 0 and r1.stdout == r2.stdout
+
+
+def test_usage_errors(runner, trained, tmp_path):
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store), str(trained.audio)])
+    assert r.exit_code == 2 and "ONE feature store" in r.stderr
+    r = runner.invoke(cli, ["score", str(trained.model)])
+    assert r.exit_code == 2 and "no inputs" in r.stderr
+    r = runner.invoke(cli, ["score", str(trained.model), "-"], input="")
+    assert r.exit_code == 1 and "no audio paths on stdin" in r.stderr
