@@ -65,48 +65,168 @@ $(D)/split/lab_train.h5 $(D)/split/lab_val.h5 $(D)/split/lab_test.h5 &: $(D)/fea
 $(D)/split/wild_cal.h5 $(D)/split/wild_test.h5 &: $(D)/feats/wild.h5
 	$(DFDET) split $< --parts cal=0.4,test=0.6 --group-by speaker --out-pattern '$(D)/split/wild_{part}.h5'
 
+# The demo corpus is small (about 140 training rows): smaller batches and more epochs than the default protocol.
+DEMO_TRAIN ?= --batch-size 16 --epochs 40 --patience 10
 $(D)/models/%.pt: $(D)/split/lab_train.h5 $(D)/split/lab_val.h5
-	$(DFDET) train $< --val $(D)/split/lab_val.h5 --optimizer $* -o $@
+	$(DFDET) train $< --val $(D)/split/lab_val.h5 --optimizer $* $(DEMO_TRAIN) -o $@
 
 .SECONDEXPANSION:
 $(D)/scores/%.tsv: $$(D)/models/$$(firstword $$(subst ., ,$$*)).pt $$(D)/split/$$(lastword $$(subst ., ,$$*)).h5
 	$(DFDET) score $^ -o $@
 
-# Calibrate each model on lab validation scores; fuse the five models on lab validation (in-domain) and on the
-# wild calibration slice (domain-shift correction), then apply both fusions to the disjoint test slices.
+# Calibrate each model on its lab validation scores. Fuse the five models twice: on lab validation (in-domain) and
+# on the wild calibration slice (domain-shift correction); both ensembles are then scored on disjoint test slices.
 $(D)/cal/%.json: $(D)/scores/%.lab_val.tsv
 	$(DFDET) calibrate $< --detector $(D)/models/$*.pt --threshold eer -o $@
-$(D)/ens/%.json: $(foreach o,$(OPTIMIZERS),$(D)/scores/$(o).%.tsv)
-	$(DFDET) ensemble $(foreach f,$^,--scores $(f)) --names $(OPT_NAMES) --method auc2 --cv 5 --in-sample -o $@
-$(D)/scores/ens_lab.lab_test.tsv: $(D)/ens/lab_val.json $(foreach o,$(OPTIMIZERS),$(D)/scores/$(o).lab_test.tsv)
-	$(DFDET) ensemble --apply $< $(foreach f,$(wordlist 2,99,$^),--scores $(f)) -o $@
-$(D)/scores/ens_lab.wild_test.tsv: $(D)/ens/lab_val.json $(foreach o,$(OPTIMIZERS),$(D)/scores/$(o).wild_test.tsv)
-	$(DFDET) ensemble --apply $< $(foreach f,$(wordlist 2,99,$^),--scores $(f)) -o $@
-$(D)/scores/ens_wild.wild_test.tsv: $(D)/ens/wild_cal.json $(foreach o,$(OPTIMIZERS),$(D)/scores/$(o).wild_test.tsv)
-	$(DFDET) ensemble --apply $< $(foreach f,$(wordlist 2,99,$^),--scores $(f)) -o $@
+MODELS = $(foreach o,$(OPTIMIZERS),$(D)/models/$(o).pt)
+$(D)/ens/lab.json: $$(MODELS) $(D)/split/lab_val.h5
+	$(DFDET) ensemble $(foreach m,$(MODELS),--model $(m)) --on $(D)/split/lab_val.h5 --names $(OPT_NAMES) \
+		--method auc2 --cv 5 --in-sample -o $@
+$(D)/ens/wild.json: $$(MODELS) $(D)/split/wild_cal.h5
+	$(DFDET) ensemble $(foreach m,$(MODELS),--model $(m)) --on $(D)/split/wild_cal.h5 --names $(OPT_NAMES) \
+		--method auc2 --cv 5 --in-sample -o $@
+$(D)/scores/ens_lab.lab_test.tsv: $(D)/ens/lab.json $(D)/split/lab_test.h5
+	$(DFDET) score $^ -o $@
+$(D)/scores/ens_lab.wild_test.tsv: $(D)/ens/lab.json $(D)/split/wild_test.h5
+	$(DFDET) score $^ -o $@
+$(D)/scores/ens_wild.wild_test.tsv: $(D)/ens/wild.json $(D)/split/wild_test.h5
+	$(DFDET) score $^ -o $@
 
-TEST_SCORES := $(foreach o,$(OPTIMIZERS),$(D)/scores/$(o).lab_test.tsv $(D)/scores/$(o).wild_test.tsv) \
+TEST_SCORES := $(foreach o,$(OPTIMIZERS) adv,$(D)/scores/$(o).lab_test.tsv $(D)/scores/$(o).wild_test.tsv) \
 	$(D)/scores/ens_lab.lab_test.tsv $(D)/scores/ens_lab.wild_test.tsv $(D)/scores/ens_wild.wild_test.tsv
 $(D)/eval/in_domain.json: $(filter %.lab_test.tsv,$(TEST_SCORES))
 	$(DFDET) evaluate $^ --by system --ci 0.95 --bootstrap 200 --json -o $@
 $(D)/eval/out_of_domain.json: $(filter %.wild_test.tsv,$(TEST_SCORES))
 	$(DFDET) evaluate $^ --by system --ci 0.95 --bootstrap 200 --json -o $@
 
+# Adversarially trained twin of the AdamW model (FGSM in standardised feature space), for the robustness table.
+$(D)/models/adv.pt: $(D)/split/lab_train.h5 $(D)/split/lab_val.h5
+	$(DFDET) train $< --val $(D)/split/lab_val.h5 --optimizer adamw $(DEMO_TRAIN) --adversarial fgsm:0.1 -o $@
+
 $(D)/landscape/%.json: $(D)/models/%.pt $(D)/split/lab_train.h5
 	$(DFDET) landscape $^ --max-rows 1000 -o $@
 
+$(D)/explain/shortcuts.json: $(D)/split/lab_train.h5
+	$(DFDET) explain --shortcuts $< --by-system -o $@
+$(D)/explain/%.json: $(D)/models/%.pt $(D)/split/lab_test.h5
+	$(DFDET) explain $^ -o $@
+$(D)/explain/ens_lab.json: $(D)/ens/lab.json $(D)/split/lab_test.h5
+	$(DFDET) explain $^ -o $@
+$(D)/attack/%.fgsm.json: $(D)/models/%.pt $(D)/split/lab_test.h5
+	$(DFDET) attack $^ --method fgsm --eps $(EPS) -o $@
+$(D)/attack/%.pgd.json: $(D)/models/%.pt $(D)/split/lab_test.h5
+	$(DFDET) attack $^ --method pgd --eps $(EPS) -o $@
+$(D)/attack/%.degrade.json: $(D)/models/%.pt $(D)/split/lab_test.h5
+	$(DFDET) attack $^ --method degrade -o $@
+
+ROBUST := adamw sam adv
 DEMO_ARTIFACTS = $(foreach o,$(OPTIMIZERS),$(D)/models/$(o).pt $(D)/cal/$(o).json $(D)/landscape/$(o).json) \
-	$(TEST_SCORES) $(D)/ens/lab_val.json $(D)/ens/wild_cal.json $(D)/eval/in_domain.json $(D)/eval/out_of_domain.json
+	$(TEST_SCORES) $(D)/ens/lab.json $(D)/ens/wild.json $(D)/eval/in_domain.json $(D)/eval/out_of_domain.json \
+	$(D)/explain/shortcuts.json $(D)/explain/adamw.json $(D)/explain/ens_lab.json \
+	$(foreach m,$(ROBUST),$(D)/attack/$(m).fgsm.json $(D)/attack/$(m).pgd.json) $(D)/attack/adamw.degrade.json
 
 $(REPORT)/index.html: $(DEMO_ARTIFACTS)
-	$(DFDET) report $(D)/models $(D)/scores $(D)/cal $(D)/ens $(D)/eval $(D)/landscape $(wildcard $(D)/explain $(D)/attack) \
-		--title "dfdet demo study (synthetic corpus)" -o $(REPORT)
+	$(DFDET) report $(D)/models $(D)/scores $(D)/cal $(D)/ens $(D)/eval $(D)/landscape $(D)/explain $(D)/attack \
+		--title "dfdet demo study (synthetic corpus)" -o $(REPORT) > /dev/null
 
-demo: $(REPORT)/index.html
+# The study's rules run $(JOBS) at a time (each command is single-process or uses -j itself).
+demo: venv
+	$(MAKE) --no-print-directory -j$(JOBS) $(REPORT)/index.html
 	@echo "report: $(abspath $(REPORT)/index.html)"
+
+# The Streamlit app on the demo's artifacts (http://localhost:8501).
+app: $(REPORT)/index.html
+	$(BIN)/dfdet app --models $(D) --no-browser
+
+# ---------------------------------------------------------------------------------------------------------------
+# The study on the original 3000x154 matrix: the study's 80/20 split (train_test_split(..., stratify=y,
+# random_state=42)), every optimizer under both protocols (`--protocol seed` = the study's full-batch focal run;
+# default = mini-batches, validation hold-out for early stopping and the threshold), scored on the 20 % test part.
+S ?= seed-study
+SREPORT ?= $(S)/report
+$(S)/split/train.h5 $(S)/split/test.h5 &: $(SEED154) | venv
+	$(DFDET) split $(SEED154) --sklearn-compatible --parts train=0.8,test=0.2 -o $(S)/split
+$(S)/models/seed_%.pt: $(S)/split/train.h5 $(S)/split/test.h5
+	$(DFDET) train $< --test $(S)/split/test.h5 --protocol seed --optimizer $* -o $@
+$(S)/models/default_%.pt: $(S)/split/train.h5 $(S)/split/test.h5
+	$(DFDET) train $< --test $(S)/split/test.h5 --optimizer $* -o $@
+$(S)/models/default_adv.pt: $(S)/split/train.h5 $(S)/split/test.h5
+	$(DFDET) train $< --test $(S)/split/test.h5 --optimizer adamw --adversarial fgsm:0.1 -o $@
+$(S)/scores/%.test.tsv: $(S)/models/%.pt $(S)/split/test.h5
+	$(DFDET) score $^ -o $@
+$(S)/attack/%.fgsm.json: $(S)/models/%.pt $(S)/split/test.h5
+	$(DFDET) attack $^ --method fgsm --eps $(EPS) -o $@
+$(S)/attack/%.pgd.json: $(S)/models/%.pt $(S)/split/test.h5
+	$(DFDET) attack $^ --method pgd --eps $(EPS) -o $@
+$(S)/explain/shortcuts.json: $(S)/split/train.h5
+	$(DFDET) explain --shortcuts $< --group-cv -o $@
+$(S)/landscape/%.json: $(S)/models/%.pt $(S)/split/train.h5
+	$(DFDET) landscape $^ --max-rows 1000 -o $@
+SEED_MODELS := $(foreach o,sgd adam adamw rmsprop,seed_$(o)) $(foreach o,$(OPTIMIZERS) adv,default_$(o))
+SEED_ARTIFACTS = $(foreach m,$(SEED_MODELS),$(S)/scores/$(m).test.tsv) $(S)/explain/shortcuts.json \
+	$(foreach m,default_adamw default_sam default_adv,$(S)/attack/$(m).fgsm.json $(S)/attack/$(m).pgd.json) \
+	$(S)/landscape/default_adam.json $(S)/landscape/default_adamw.json
+$(SREPORT)/index.html: $(SEED_ARTIFACTS)
+	$(DFDET) report $(S)/models $(S)/scores $(S)/explain $(S)/attack $(S)/landscape \
+		--title "The optimizer study on the seed154 ASVspoof 2019 LA matrix" -o $(SREPORT) > /dev/null
+seed-study: venv
+	$(MAKE) --no-print-directory -j$(JOBS) $(SREPORT)/index.html
+	@echo "report: $(abspath $(SREPORT)/index.html)"
+
+# ---------------------------------------------------------------------------------------------------------------
+# The study on the real corpora: train on ASVspoof 2019 LA train, select and calibrate on dev, evaluate on eval;
+# In-the-Wild split by speaker into a calibration half and a disjoint test half.
+#   make reproduce ASVSPOOF=/data/LA ITW=/data/release_in_the_wild
+R ?= reproduce
+RREPORT ?= $(R)/report
+ASVSPOOF ?= $(error set ASVSPOOF=/path/to/LA (the folder holding ASVspoof2019_LA_cm_protocols))
+ITW ?= $(error set ITW=/path/to/release_in_the_wild (the folder holding meta.csv))
+LA_PROTO = $(ASVSPOOF)/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.$(1).txt
+$(R)/feats/la_train.h5: | venv
+	$(DFDET) featurize --labels $(call LA_PROTO,train.trn) --audio-root $(ASVSPOOF) -j $(JOBS) --skip-bad -o $@ || [ $$? -eq 3 ]
+$(R)/feats/la_dev.h5: | venv
+	$(DFDET) featurize --labels $(call LA_PROTO,dev.trl) --audio-root $(ASVSPOOF) -j $(JOBS) --skip-bad -o $@ || [ $$? -eq 3 ]
+$(R)/feats/la_eval.h5: | venv
+	$(DFDET) featurize --labels $(call LA_PROTO,eval.trl) --audio-root $(ASVSPOOF) -j $(JOBS) --skip-bad -o $@ || [ $$? -eq 3 ]
+$(R)/feats/itw.h5: | venv
+	$(DFDET) featurize --labels $(ITW)/meta.csv -j $(JOBS) --skip-bad -o $@ || [ $$? -eq 3 ]
+$(R)/split/itw_cal.h5 $(R)/split/itw_test.h5 &: $(R)/feats/itw.h5
+	$(DFDET) split $< --parts cal=0.5,test=0.5 --group-by speaker --out-pattern '$(R)/split/itw_{part}.h5'
+$(R)/models/%.pt: $(R)/feats/la_train.h5 $(R)/feats/la_dev.h5
+	$(DFDET) train $< --val $(R)/feats/la_dev.h5 --optimizer $* -o $@
+$(R)/scores/%.la_dev.tsv: $(R)/models/%.pt $(R)/feats/la_dev.h5
+	$(DFDET) score $^ -o $@
+$(R)/scores/%.la_eval.tsv: $(R)/models/%.pt $(R)/feats/la_eval.h5
+	$(DFDET) score $^ -o $@
+$(R)/scores/%.itw_test.tsv: $(R)/models/%.pt $(R)/split/itw_test.h5
+	$(DFDET) score $^ -o $@
+$(R)/cal/%.json: $(R)/scores/%.la_dev.tsv
+	$(DFDET) calibrate $< --detector $(R)/models/$*.pt -o $@
+R_MODELS = $(foreach o,$(OPTIMIZERS),$(R)/models/$(o).pt)
+$(R)/ens/la.json: $$(R_MODELS) $(R)/feats/la_dev.h5
+	$(DFDET) ensemble $(foreach m,$(R_MODELS),--model $(m)) --on $(R)/feats/la_dev.h5 --names $(OPT_NAMES) --method auc2 --in-sample -o $@
+$(R)/ens/itw.json: $$(R_MODELS) $(R)/split/itw_cal.h5
+	$(DFDET) ensemble $(foreach m,$(R_MODELS),--model $(m)) --on $(R)/split/itw_cal.h5 --names $(OPT_NAMES) --method logistic --in-sample -o $@
+$(R)/scores/ens_la.la_eval.tsv: $(R)/ens/la.json $(R)/feats/la_eval.h5
+	$(DFDET) score $^ -o $@
+$(R)/scores/ens_la.itw_test.tsv: $(R)/ens/la.json $(R)/split/itw_test.h5
+	$(DFDET) score $^ -o $@
+$(R)/scores/ens_itw.itw_test.tsv: $(R)/ens/itw.json $(R)/split/itw_test.h5
+	$(DFDET) score $^ -o $@
+R_SCORES = $(foreach o,$(OPTIMIZERS),$(R)/scores/$(o).la_eval.tsv $(R)/scores/$(o).itw_test.tsv) \
+	$(R)/scores/ens_la.la_eval.tsv $(R)/scores/ens_la.itw_test.tsv $(R)/scores/ens_itw.itw_test.tsv
+$(R)/eval/la_eval.json: $(filter %.la_eval.tsv,$(R_SCORES))
+	$(DFDET) evaluate $^ --by system --ci 0.95 --json -o $@
+$(R)/eval/itw_test.json: $(filter %.itw_test.tsv,$(R_SCORES))
+	$(DFDET) evaluate $^ --ci 0.95 --json -o $@
+$(RREPORT)/index.html: $(R_SCORES) $(foreach o,$(OPTIMIZERS),$(R)/cal/$(o).json) $(R)/eval/la_eval.json $(R)/eval/itw_test.json
+	$(DFDET) report $(R)/models $(R)/scores $(R)/cal $(R)/ens $(R)/eval \
+		--title "ASVspoof 2019 LA (train/dev/eval) and In-the-Wild" -o $(RREPORT) > /dev/null
+reproduce: $(RREPORT)/index.html
+	@echo "report: $(abspath $(RREPORT)/index.html)"
 
 clean-demo:
 	rm -rf $(D) $(REPORT)
 
 clean: clean-demo
-	rm -rf seed-study reproduce
+	rm -rf $(S) $(R)

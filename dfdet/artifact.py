@@ -35,9 +35,9 @@ SCHEMA_VERSION = 1
 
 def _plain(obj: Any) -> Any:
     """JSON round trip: only dict/list/str/int/float/bool/None survive (what weights_only loading accepts)."""
-    from dfdet.training import _jsonable
+    from dfdet.jsonio import plain
 
-    return json.loads(json.dumps(_jsonable(obj), allow_nan=True, default=str))
+    return json.loads(json.dumps(plain(obj, nan_to_none=False), allow_nan=True, default=str))
 
 
 def _tensors(state: dict[str, Any]) -> dict[str, Any]:

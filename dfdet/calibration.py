@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dfdet.errors import DfdetError, InputError
+from dfdet.jsonio import write_json
 
 SCHEMA_VERSION = 1
 DEFAULT_P_SPOOF = 0.05  # ASVspoof 5 target prior of spoof for the Bayes threshold and DCF
@@ -581,35 +582,6 @@ def read_json(path: str | os.PathLike, kind: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(path, f"cannot read as JSON ({e})", f"pass a file written by `dfdet {_cmd(kind)}`") from None
     return check_document(doc, kind, str(path))
-
-
-def _jsonable(obj: Any) -> Any:
-    """Strict JSON: NaN/inf -> null, numpy scalars -> Python numbers (floats keep repr precision)."""
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
-
-
-def write_json(path: str | os.PathLike, doc: dict[str, Any]) -> None:
-    """Atomic JSON write; floats keep repr precision (exact round-trip). `-` writes to stdout."""
-    from dfdet.atomic import write_text_atomic
-
-    text = json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n"
-    if str(path) == "-":
-        import sys
-
-        sys.stdout.write(text)
-        return
-    write_text_atomic(path, text)
 
 
 def relative_to_json(target: str | os.PathLike, json_path: str | os.PathLike) -> str:

@@ -825,19 +825,3 @@ def _eval_loss(model, loss_fn, X, y, batch_size):
             return evaluate(model, loss_fn, X, y, batch_size)
     finally:
         model.train(was)
-
-
-def to_json_safe(obj: Any) -> Any:
-    """Replace NaN/inf by None and numpy scalars by Python ones, so the JSON is strict."""
-    if isinstance(obj, dict):
-        return {str(k): to_json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj

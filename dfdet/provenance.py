@@ -60,3 +60,12 @@ def provenance(**extra: Any) -> dict[str, Any]:
     }
     rec.update(extra)
     return rec
+
+
+def input_files(**paths: str | None) -> dict[str, Any]:
+    """Path and content hash of each named input file (missing/None ones left out), for provenance records."""
+    rec = {}
+    for k, p in paths.items():
+        if p and Path(p).is_file():
+            rec[k] = {"path": str(p), "hash": file_hash(p)}
+    return rec

@@ -217,3 +217,23 @@ def split_featureset(
             raise DfdetError(f"part {name!r} would be empty", "use a larger fraction for it or more data")
         out[name] = fs.subset(rows)
     return out
+
+
+def stratified_subsample(y: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray:
+    """At most `max_rows` row indices, stratified by label, seeded, in input order (all rows when None)."""
+    n = len(y)
+    if max_rows is None or max_rows >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    picked = []
+    classes = sorted(set(y.tolist()))
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        k = int(round(max_rows * len(idx) / n))
+        picked.append(rng.permutation(idx)[:k])
+    out = np.sort(np.concatenate(picked))
+    if len(out) < max_rows:  # rounding: top up from the rest
+        rest = np.setdiff1d(np.arange(n), out)
+        out = np.sort(np.concatenate([out, rng.permutation(rest)[: max_rows - len(out)]]))
+    return out[:max_rows]

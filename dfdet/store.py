@@ -85,6 +85,22 @@ class FeatureSet:
         )
 
 
+def utterances_of(fs: FeatureSet) -> list:
+    """The store's rows as Utterances pointing at their audio (e.g. to re-featurize a split under degradations)."""
+    from dfdet.inputs import Utterance
+
+    missing = [u for u, p in zip(fs.utt_id, fs.path, strict=True) if not p]
+    if missing:
+        raise DfdetError(
+            f"{fs.source}: {len(missing)} row(s) do not record their audio path (e.g. {missing[0]})",
+            "pass the audio files themselves",
+        )
+    return [
+        Utterance(utt_id=u, path=p, label=int(lab), speaker=spk, system=sy, domain=dom)
+        for u, p, lab, spk, sy, dom in zip(fs.utt_id, fs.path, fs.y, fs.speaker, fs.system, fs.domain, strict=True)
+    ]
+
+
 def groups_from_labels(labels: list[str]) -> list[FeatureGroup]:
     """Group boundaries from per-column group labels (runs of equal labels), as in the study's npz."""
     groups: list[FeatureGroup] = []

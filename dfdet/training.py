@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfdet.errors import DfdetError, InputError, UsageError
+from dfdet.jsonio import plain
 from dfdet.models import build_model
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.store import FeatureSet
@@ -643,26 +644,11 @@ def train_model(
         config=cfg,
         optimizer_hparams=hparams,
         history=history,
-        summary=_jsonable(summary),
+        summary=plain(summary, nan_to_none=False),
         data=data,
         recipe=recipe,
         initial_state=initial_state,
     )
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types only (numpy scalars to Python; NaN kept as float)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj
 
 
 def history_path_for(model_path: str | Path) -> Path:
@@ -677,7 +663,7 @@ def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
 
     with atomic_open(path, "w") as fh:
         for rec in history:
-            fh.write(json.dumps(_jsonable(rec), allow_nan=True, separators=(",", ":")) + "\n")
+            fh.write(json.dumps(plain(rec, nan_to_none=False), allow_nan=True, separators=(",", ":")) + "\n")
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:

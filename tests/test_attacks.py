@@ -147,8 +147,8 @@ def test_pgd_linear_reaches_the_analytic_optimum_linf_and_l2(tmp_path: Path) -> 
 def test_ensemble_fused_score_attack_is_exact(tmp_path: Path) -> None:
     """Two linear members, auc2 fusion + logistic calibration: the fused score is linear in z with coefficient
     v = -a * sum_m (weight_m / z_std_m) w_m, so FGSM moves it by eps * ||v||_1."""
-    from dfdet.calibration import write_json
     from dfdet.fusion import build_ensemble_document, model_member
+    from dfdet.jsonio import write_json
     from dfdet.scoring import load_detector
 
     rng = np.random.default_rng(4)

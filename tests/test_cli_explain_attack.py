@@ -230,3 +230,21 @@ def test_same_seed_same_output(runner, setup) -> None:
         assert r.exit_code == 0, r.stderr
         outs.append(read(out))
     assert outs[0]["rows"] == outs[1]["rows"] and outs[0]["row_selection"] == outs[1]["row_selection"]
+
+
+def test_degrade_takes_a_feature_store_as_its_audio_list(runner, tmp_path: Path) -> None:
+    from dfdet.featurize import featurize
+    from tests.test_degrade import labelled_clips, seed154_model
+
+    model = seed154_model(tmp_path / "m.pt")
+    utts = labelled_clips(tmp_path / "audio")
+    featurize(utts, tmp_path / "split.h5", show_progress=False)
+    out = tmp_path / "deg.json"
+    r = runner.invoke(
+        cli, ["attack", str(model), str(tmp_path / "split.h5"), "--method", "degrade", "--conditions", "gain_-20db",
+              "-o", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    doc = read(out)
+    assert doc["n_bonafide"] == 2 and doc["n_spoof"] == 2
+    assert all(c["n_scored"] == 4 for c in doc["conditions"])

@@ -100,8 +100,8 @@ def test_group_sums_and_aggregate_on_known_values() -> None:
 
 def test_ensemble_attributions_per_member_and_fused(tmp_path: Path) -> None:
     from dfdet.artifact import load_model
-    from dfdet.calibration import write_json
     from dfdet.fusion import build_ensemble_document, model_member
+    from dfdet.jsonio import write_json
 
     rng = np.random.default_rng(3)
     X, y = blobs(60, D, shift=1.5, seed=3)

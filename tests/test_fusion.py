@@ -106,7 +106,7 @@ def test_json_round_trip_gives_identical_outputs(seed, method, m):
 
 
 def test_document_round_trip_through_file(tmp_path):
-    from dfdet.calibration import write_json
+    from dfdet.jsonio import write_json
 
     S, y = three_members(n=300, seed=7)
     members = [fusion.score_member(f"m{i}", tmp_path / f"m{i}.tsv", tmp_path / "ens.json") for i in range(3)]

@@ -109,7 +109,7 @@ def build_study(root: Path, full: bool = True) -> dict[str, Path]:
         return paths
     # ensemble of sgd + adam fitted on the wild calibration slice (out-of-fold and in-sample), applied to wild test
     from dfdet import fusion
-    from dfdet.calibration import write_json
+    from dfdet.jsonio import write_json
 
     ep = root / "ensemble.json"
     tabs = [read_scores(paths[f"{m}.wild_cal"]) for m in ("sgd", "adam")]
@@ -127,7 +127,8 @@ def build_study(root: Path, full: bool = True) -> dict[str, Path]:
     write_scores(fp, ScoreTable(tids, fused, decision=fdec, label=yt, extra={"domain": ["wild"] * len(tids)}))
     paths["ensemble.wild_test"] = fp
     # loss landscape, attribution, shortcut scan, attacks
-    from dfdet.landscape import measure_landscape, to_json_safe
+    from dfdet.jsonio import plain as to_json_safe
+    from dfdet.landscape import measure_landscape
     from dfdet.provenance import file_hash, provenance
 
     (root / "analysis").mkdir()

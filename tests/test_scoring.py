@@ -86,8 +86,8 @@ def make_calibration(trained: Trained, out: Path, detector: Path | None) -> Path
 
 def make_ensemble(trained: Trained, out: Path) -> Path:
     from dfdet.artifact import load_model
-    from dfdet.calibration import write_json
     from dfdet.fusion import build_ensemble_document, model_member
+    from dfdet.jsonio import write_json
     from dfdet.store import load_features
 
     fs = load_features(trained.store)
@@ -210,8 +210,8 @@ def test_ensemble_members_must_share_the_recipe(trained, tmp_path):
 
 
 def test_score_file_members_cannot_score(trained, tmp_path):
-    from dfdet.calibration import write_json
     from dfdet.fusion import build_ensemble_document, score_member
+    from dfdet.jsonio import write_json
     from dfdet.scoring import load_detector
 
     rng = np.random.default_rng(0)

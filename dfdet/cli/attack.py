@@ -102,6 +102,7 @@ def attack(
     dfdet attack MODEL FEATS --method fgsm --eps 0,0.05,0.1,0.15,0.2 -o fgsm.json
     dfdet attack MODEL FEATS --method pgd --norm l2 --steps 10 --eps 0,0.5,1 -o pgd.json
     dfdet attack MODEL AUDIO... --method degrade [--labels FILE] -o degrade.json
+    dfdet attack MODEL test.h5 --method degrade -o degrade.json    # the audio a store's rows came from
 
     fgsm/pgd perturb the standardised features (eps in training standard deviations) to push every row across the
     detector's threshold, away from its current decision; per eps: accuracy at the threshold, EER, AUC and the
@@ -112,8 +113,9 @@ def attack(
     settings = console.current_settings()
     t0 = time.perf_counter()
     from dfdet.attacks import load_diff_detector
-    from dfdet.cli.explain import inputs_record, pick_rows, write_json
-    from dfdet.provenance import provenance
+    from dfdet.jsonio import write_json
+    from dfdet.provenance import input_files, provenance
+    from dfdet.splitting import stratified_subsample
 
     if not output:
         raise UsageError("missing -o/--output", "write the results with -o OUT.json (- = stdout)")
@@ -125,7 +127,14 @@ def attack(
 
         conds = resolve_conditions(conditions)
         det = load_diff_detector(model, calibration)
-        utts = resolve_utterances(list(inputs), labels=labels)
+        from dfdet.scoring import is_store_path
+
+        if len(inputs) == 1 and is_store_path(inputs[0]) and not labels:
+            from dfdet.store import load_features, utterances_of
+
+            utts = utterances_of(load_features(inputs[0]))  # a split's audio, with its labels
+        else:
+            utts = resolve_utterances(list(inputs), labels=labels)
         if not utts:
             raise DfdetError("no audio inputs", "pass audio files, directories or list files")
         if not any(u.label >= 0 for u in utts):
@@ -141,7 +150,8 @@ def attack(
         )
         rep["detector_description"] = det.description
         rep["provenance"] = provenance(
-            command="attack --method degrade", inputs=inputs_record(detector=model, labels=labels)
+            command="attack --method degrade",
+            inputs=input_files(detector=model, labels=labels, features=inputs[0] if len(inputs) == 1 else None),
         )
         write_json(output, rep)
         console.info(format_report(rep))
@@ -182,7 +192,7 @@ def attack(
         ref = load_features(clamp_from)
         det.check_features(ref)
         clamp = clamp_from_data(det.standardize(ref.X))
-    idx = pick_rows(fs.y, max_rows, settings.seed)
+    idx = stratified_subsample(fs.y, max_rows, settings.seed)
     sub = fs.subset(idx) if len(idx) < len(fs) else fs
     console.verbose(f"attack: {det.kind} {model}, {method}/{norm}, eps {eps}, {len(sub)} rows")
     res = attack_sweep(
@@ -208,7 +218,7 @@ def attack(
     res["row_selection"] = "all" if len(idx) == len(fs) else f"stratified sample of {len(idx)} (seed {settings.seed})"
     res["provenance"] = provenance(
         command=f"attack --method {method}",
-        inputs=inputs_record(detector=model, features=feats, calibration=calibration, clamp_from=clamp_from),
+        inputs=input_files(detector=model, features=feats, calibration=calibration, clamp_from=clamp_from),
     )
     write_json(output, res)
     console.info(format_table(res))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -68,17 +67,6 @@ def format_table(rows: list[dict[str, Any]], with_ci: bool) -> str:
         ).rstrip()
 
     return "\n".join([fmt_line(header), *(fmt_line(ln) for ln in lines)]) + "\n"
-
-
-def _jsonable(obj: Any) -> Any:
-    """NaN/inf -> null so the output is strict JSON."""
-    if isinstance(obj, float):
-        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 def _names(files: tuple[str, ...], names: tuple[str, ...]) -> list[str]:
@@ -204,6 +192,7 @@ def evaluate(
     """
     from dfdet import console
     from dfdet.atomic import atomic_open
+    from dfdet.jsonio import dumps
     from dfdet.metrics import evaluate_table
     from dfdet.provenance import provenance
     from dfdet.scores import attach_keys, read_keys, read_scores, read_threshold
@@ -267,6 +256,6 @@ def evaluate(
                 "score_convention": "bona-fide-positive natural-log odds; labels 0 bona fide, 1 spoof",
             }
             doc = {"schema": "dfdet.evaluate/1", "settings": settings, "results": rows, "provenance": provenance()}
-            fh.write(json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
+            fh.write(dumps(doc) + "\n")
         else:
             fh.write(format_table(rows, with_ci=ci is not None))

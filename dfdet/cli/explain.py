@@ -4,67 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 import click
 
 from dfdet import console
 from dfdet.errors import DfdetError, UsageError
-
-
-def _dump(obj: Any) -> str:
-    def clean(o: Any) -> Any:
-        if isinstance(o, float):
-            return o if o == o and o not in (float("inf"), float("-inf")) else None
-        if isinstance(o, dict):
-            return {str(k): clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        return o
-
-    return json.dumps(clean(obj), indent=1, sort_keys=False)
-
-
-def write_json(path: str, obj: dict[str, Any]) -> None:
-    """Strict JSON (NaN -> null), written atomically (`-` = stdout)."""
-    from dfdet.atomic import atomic_open
-
-    with atomic_open(path, "w") as fh:
-        fh.write(_dump(obj) + "\n")
-
-
-def pick_rows(y: Any, max_rows: int | None, seed: int) -> Any:
-    """At most `max_rows` row indices, stratified by label, seeded, in input order (all rows when None)."""
-    import numpy as np
-
-    n = len(y)
-    if max_rows is None or max_rows >= n:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    y = np.asarray(y)
-    picked = []
-    classes = sorted(set(y.tolist()))
-    for c in classes:
-        idx = np.flatnonzero(y == c)
-        k = int(round(max_rows * len(idx) / n))
-        picked.append(rng.permutation(idx)[:k])
-    out = np.sort(np.concatenate(picked))
-    if len(out) < max_rows:  # rounding: top up from the rest
-        rest = np.setdiff1d(np.arange(n), out)
-        out = np.sort(np.concatenate([out, rng.permutation(rest)[: max_rows - len(out)]]))
-    return out[:max_rows]
-
-
-def inputs_record(**paths: str | None) -> dict[str, Any]:
-    from pathlib import Path
-
-    from dfdet.provenance import file_hash
-
-    rec = {}
-    for k, p in paths.items():
-        if p and Path(p).is_file():
-            rec[k] = {"path": str(p), "hash": file_hash(p)}
-    return rec
+from dfdet.jsonio import write_json
 
 
 @click.command("explain")
@@ -139,14 +84,14 @@ def explain(
             )
         if per_sample:
             raise UsageError("--per-sample applies to attributions, not to --shortcuts", "drop --per-sample")
-        from dfdet.provenance import provenance
+        from dfdet.provenance import input_files, provenance
         from dfdet.shortcuts import format_scan, shortcut_scan
 
         fs = load_features(args[0])
         if len(fs) == 0:
             raise DfdetError(f"{args[0]}: no rows", "pass a feature store with labelled rows")
         res = shortcut_scan(fs, threshold=threshold, by_system=by_system, group_cv=group_cv, seed=settings.seed)
-        res["provenance"] = provenance(command="explain --shortcuts", inputs=inputs_record(features=args[0]))
+        res["provenance"] = provenance(command="explain --shortcuts", inputs=input_files(features=args[0]))
         write_json(output, res)
         console.info(format_scan(res))
         console.info(f"shortcut scan of {len(fs)} rows x {fs.dim} features in {time.perf_counter() - t0:.1f} s")
@@ -162,7 +107,8 @@ def explain(
     from dfdet.attacks import load_diff_detector
     from dfdet.explain import explain as run_explain
     from dfdet.explain import format_summary, parse_methods
-    from dfdet.provenance import provenance
+    from dfdet.provenance import input_files, provenance
+    from dfdet.splitting import stratified_subsample
 
     meths = parse_methods(methods)
     det = load_diff_detector(model_path, calibration)
@@ -170,7 +116,7 @@ def explain(
     det.check_features(fs)
     if len(fs) == 0:
         raise DfdetError(f"{feats}: no rows", "pass a feature store with at least one row")
-    idx = pick_rows(fs.y, max_rows, settings.seed)
+    idx = stratified_subsample(fs.y, max_rows, settings.seed)
     sub = fs.subset(idx) if len(idx) < len(fs) else fs
     console.verbose(f"explain: {det.kind} {model_path}, {len(sub)} of {len(fs)} rows, methods {meths}")
     summary, records = run_explain(
@@ -194,7 +140,7 @@ def explain(
     )
     summary["detector_description"] = det.description
     summary["provenance"] = provenance(
-        command="explain", inputs=inputs_record(detector=model_path, features=feats, calibration=calibration)
+        command="explain", inputs=input_files(detector=model_path, features=feats, calibration=calibration)
     )
     write_json(output, summary)
     if per_sample:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dfdet.cli.options import jobs_option, label_options
+
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
@@ -20,24 +22,9 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.command("featurize")
 @click.argument("inputs", nargs=-1)
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="HDF5 store to write.")
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Protocol / meta.csv / CSV-TSV table.")
-@click.option(
-    "--label-kind",
-    type=click.Choice(["auto", "asvspoof2019", "itw", "table"]),
-    default="auto",
-    show_default=True,
-    help="Format of --labels.",
-)
-@click.option("--numeric-labels", is_flag=True, help="Accept 0/1 labels in tables (0 = bona fide, 1 = spoof).")
-@click.option(
-    "--audio-root",
-    type=click.Path(file_okay=False),
-    help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ [default: the protocol dir's parent].",
-)
+@label_options
 @click.option("--recipe", default="seed154", show_default=True, help="Feature recipe.")
-@click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores available]."
-)
+@jobs_option
 @click.option("--shard", callback=_shard, metavar="K/N", help="Process only shard K of N (then `dfdet merge`).")
 @click.option("--skip-bad", is_flag=True, help="Warn about and record bad inputs instead of stopping (exit 3).")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=256, show_default=True, help="Rows per write.")

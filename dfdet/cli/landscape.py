@@ -76,9 +76,9 @@ def landscape(
     import time
 
     from dfdet.artifact import load_model
-    from dfdet.atomic import write_text_atomic
     from dfdet.console import info, verbose
-    from dfdet.landscape import measure_landscape, parse_grid, to_json_safe
+    from dfdet.jsonio import write_json
+    from dfdet.landscape import measure_landscape, parse_grid
     from dfdet.provenance import file_hash, provenance
     from dfdet.store import load_features
 
@@ -128,7 +128,7 @@ def landscape(
     result["provenance"] = provenance(
         model=str(model), model_hash=file_hash(model), features=str(feats), features_hash=file_hash(feats)
     )
-    write_text_atomic(output, json.dumps(to_json_safe(result), indent=2, allow_nan=False) + "\n")
+    write_json(output, result, indent=2)
     h = result["hessian"]
     info(
         f"top Hessian eigenvalue {h['eigenvalues'][0]:.4g} ({h['iterations'][0]} iterations"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dfdet.cli.options import jobs_option, label_options
+
 
 @click.command("score")
 @click.argument("detector", type=click.Path(dir_okay=False))
@@ -20,23 +22,8 @@ import click
     help="tsv: dfdet score file; asvspoof: `filename<TAB>cm-score` for the ASVspoof 5 evaluation package; "
     "asvspoof2019: `utt_id system key score`.",
 )
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Protocol / meta.csv / CSV-TSV table.")
-@click.option(
-    "--label-kind",
-    type=click.Choice(["auto", "asvspoof2019", "itw", "table"]),
-    default="auto",
-    show_default=True,
-    help="Format of --labels.",
-)
-@click.option("--numeric-labels", is_flag=True, help="Accept 0/1 labels in tables (0 = bona fide, 1 = spoof).")
-@click.option(
-    "--audio-root",
-    type=click.Path(file_okay=False),
-    help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ [default: the protocol dir's parent].",
-)
-@click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores available]."
-)
+@label_options
+@jobs_option
 @click.option("--skip-bad", is_flag=True, help="Warn about bad inputs, score the rest, exit 3.")
 @click.option(
     "--calibration",

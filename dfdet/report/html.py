@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import html
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dfdet.jsonio import dumps
 from dfdet.report.document import Bullets, Figure, Section, Table, Text
 
 CSS = """
@@ -133,28 +132,6 @@ def render_markdown(title: str, statement: Sequence[Any], sections: Sequence[Sec
 
 
 # --------------------------------------------------------------------------------------------------- JSON
-def strict_json(obj: Any) -> Any:
-    """NaN/inf -> None, numpy scalars/arrays -> Python, tuples -> lists, Paths -> str (strict JSON)."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return strict_json(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def write_report(out_dir: str | Path, page: str, markdown: str, summary: dict[str, Any]) -> dict[str, Path]:
     """Write index.html, summary.md and summary.json into `out_dir` (created): each goes to a temp file first and
     all three replace their targets only after all three were written, so a failure leaves the old report whole."""
@@ -166,7 +143,7 @@ def write_report(out_dir: str | Path, page: str, markdown: str, summary: dict[st
     d.mkdir(parents=True, exist_ok=True)
     paths = {"json": d / "summary.json", "markdown": d / "summary.md", "html": d / "index.html"}
     texts = {
-        "json": json.dumps(strict_json(summary), indent=1, allow_nan=False) + "\n",
+        "json": dumps(summary) + "\n",
         "markdown": markdown,
         "html": page,
     }

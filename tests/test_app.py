@@ -1,0 +1,284 @@
+"""`dfdet app`: the real page script driven browser-free by streamlit.testing.v1.AppTest, and the `app` command.
+
+The page is configured through DFDET_APP_MODELS / DFDET_APP_DETECTOR (AppTest has no argv of its own) and fed with
+st.file_uploader / st.audio_input values as a browser would send them. Verdicts are compared with `dfdet score` run
+through the real CLI on the same files.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import speechlike
+from tests.fixtures import bona_signal, spoof_signal
+from tests.test_app_backend import AppModels, build_app_models, cli_tsv, paths_to_names, wav_bytes, write_clip
+
+streamlit = pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+PAGE = Path(__file__).resolve().parents[1] / "dfdet" / "app" / "streamlit_app.py"
+
+
+@pytest.fixture(scope="module")
+def app_models(tmp_path_factory) -> AppModels:
+    return build_app_models(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture
+def page(app_models, monkeypatch):
+    """A fresh AppTest of the real page serving the demo-like models dir."""
+    monkeypatch.setenv("DFDET_APP_MODELS", str(app_models.root))
+    monkeypatch.delenv("DFDET_APP_DETECTOR", raising=False)
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def decisions(at) -> list[str]:
+    return [m.value for m in at.metric if m.label == "Decision"]
+
+
+def batch_table(at):
+    tables = [d.value for d in at.dataframe if list(d.value.columns[:3]) == ["utt_id", "file", "decision"]]
+    assert len(tables) == 1
+    return tables[0]
+
+
+def upload(at, files: list[tuple[str, bytes]]):
+    at.file_uploader(key="uploads").set_value([(n, b, "audio/wav") for n, b in files])
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def cli_rows(tsv: str) -> dict[str, list[str]]:
+    return {line.split("\t")[0]: line.split("\t") for line in tsv.splitlines()[1:]}
+
+
+# --------------------------------------------------------------------------------------------------- the page
+def test_page_loads_with_demo_models(page, app_models):
+    assert errors(page) == []
+    sb = page.selectbox(key="operating_point")
+    # operating points found in the dir; thresholds come from the files (shown in the sidebar)
+    assert sb.options == ["ens/lab.json", "cal/lab.json", "cal/wild.json", "models/adamw.pt", "models/sgd.pt"]
+    assert sb.value == "ens/lab.json"
+    assert [t.label for t in page.tabs] == ["Detect", "Inspect", "Models", "About"]
+    assert page.file_uploader(key="uploads").accept_multiple_files
+    assert sorted(page.file_uploader(key="uploads").allowed_type) == [".flac", ".mp3", ".ogg", ".wav"]
+    assert len(page.audio_input) == 1
+    assert any("Upload audio" in i.value for i in page.info)
+    # Models tab: operating points, model facts, ensemble weights/flips, calibrations, evaluation rows
+    frames = [d.value for d in page.dataframe]
+    ops = next(f for f in frames if "usable" in f.columns)
+    assert list(ops["file"]) == [*sb.options, "ens/from_scores.json"] and not ops["usable"].iloc[-1]
+    assert any("optimizer" in f.columns and list(f["model"]) == ["models/adamw.pt", "models/sgd.pt"] for f in frames)
+    assert any("weight" in f.columns and "flipped" in f.columns for f in frames)
+    assert any("eer" in f.columns and "roc_auc" in f.columns for f in frames)
+    assert any(s.value == "Ensembles: weights and flips" for s in page.subheader)
+    sidebar = " ".join(m.value for m in page.sidebar.markdown)
+    import json
+
+    thr = json.loads(app_models.ensemble.read_text())["threshold"]["value"]
+    assert f"{thr:.4g}" in sidebar
+
+
+def test_generated_wav_decision_matches_dfdet_score(page, app_models, runner, tmp_path):
+    clip = write_clip(tmp_path / "clip.wav", spoof_signal(16000, 1.2, seed=21))
+    upload(page, [("clip.wav", clip.read_bytes())])
+    assert errors(page) == []
+    want = cli_rows(cli_tsv(runner, app_models.ensemble, [clip], tmp_path))["clip"]
+    assert decisions(page) == [want[4]]
+    from dfdet.app.backend import fmt_prob
+
+    p = [m.value for m in page.metric if m.label == "P(spoof)"]
+    assert p == [fmt_prob(float(want[3]))]
+    # another operating point (the wild calibration): its own threshold and decision, again as dfdet score says
+    page.selectbox(key="operating_point").select("cal/wild.json").run()
+    assert not page.exception and errors(page) == []
+    want = cli_rows(cli_tsv(runner, app_models.cal_wild, [clip], tmp_path))["clip"]
+    assert decisions(page) == [want[4]]
+    assert page.session_state["dfdet_batch_tsv"].decode().splitlines()[1].split("\t")[1] == want[1]
+
+
+def test_corrupt_file_gives_an_error_and_the_app_keeps_working(page, app_models, runner, tmp_path):
+    upload(page, [("broken.wav", b"RIFF....WAVEfmt garbage" * 20)])
+    assert len(errors(page)) == 1 and "broken.wav" in errors(page)[0] and "not decodable" in errors(page)[0]
+    assert decisions(page) == []
+    upload(page, [("empty.wav", b"")])
+    assert "empty file" in errors(page)[0]
+    upload(page, [("short.wav", wav_bytes(bona_signal(16000, 0.1)))])
+    assert "too short" in errors(page)[0]
+    good = write_clip(tmp_path / "good.wav", bona_signal(16000, 1.0, seed=8))
+    upload(page, [("good.wav", good.read_bytes())])
+    assert errors(page) == []
+    want = cli_rows(cli_tsv(runner, app_models.ensemble, [good], tmp_path))["good"]
+    assert decisions(page) == [want[4]]
+
+
+def test_batch_table_and_tsv_equal_dfdet_score(page, app_models, runner, tmp_path):
+    clips = [
+        write_clip(tmp_path / "in" / "b_spoof.wav", spoof_signal(16000, 1.0, seed=31)),
+        write_clip(tmp_path / "in" / "a_bona.wav", bona_signal(16000, 1.0, seed=32)),
+        write_clip(tmp_path / "in" / "c_48k.wav", speechlike(48000, 1.0, seed=33), 48000),
+    ]
+    upload(page, [(p.name, p.read_bytes()) for p in clips] + [("junk.wav", b"junk")])
+    assert len(errors(page)) == 1 and "junk.wav" in errors(page)[0]
+    want = cli_tsv(runner, app_models.ensemble, clips, tmp_path)
+    tsv = page.session_state["dfdet_batch_tsv"].decode("utf-8")
+    assert tsv == paths_to_names(want)
+    assert [b.label for b in page.get("download_button")] == ["Download scores (TSV, as dfdet score)"]
+    table = batch_table(page)
+    rows = cli_rows(want)
+    assert list(table["utt_id"]) == sorted(rows) == ["a_bona", "b_spoof", "c_48k"]
+    for _, r in table.iterrows():
+        w = rows[r["utt_id"]]
+        assert r["decision"] == w[4] and repr(float(r["score"])) == w[1] and repr(float(r["p_spoof"])) == w[3]
+        assert r["file"] == Path(w[2]).name
+    assert {"p_spoof[adamw]", "p_spoof[sgd]"} <= set(table.columns)
+    assert sorted(decisions(page)) == sorted(w[4] for w in rows.values())
+
+
+def test_microphone_recording_is_scored(page, app_models, runner, tmp_path):
+    rec = write_clip(tmp_path / "recording.wav", bona_signal(16000, 1.5, seed=41))
+    page.audio_input(key="recording").upload("recording.wav", rec.read_bytes())
+    page.run()
+    assert not page.exception and errors(page) == []
+    want = cli_rows(cli_tsv(runner, app_models.ensemble, [rec], tmp_path))["recording"]
+    assert decisions(page) == [want[4]]
+
+
+def test_detector_is_loaded_once_and_reloaded_when_a_file_changes(app_models, monkeypatch, tmp_path):
+    import os
+    import shutil
+
+    import dfdet.app.backend as be
+
+    root = tmp_path / "copy"
+    shutil.copytree(app_models.root, root)  # a new path: not in the process-wide cache yet
+    calls = []
+    real = be.load_for_app
+    monkeypatch.setattr(be, "load_for_app", lambda path: calls.append(Path(path).name) or real(path))
+    monkeypatch.setenv("DFDET_APP_MODELS", str(root))
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    upload(at, [("a.wav", wav_bytes(bona_signal(16000, 1.0, seed=61)))])
+    upload(at, [("b.wav", wav_bytes(bona_signal(16000, 1.0, seed=62)))])
+    assert calls == ["lab.json"]  # three runs, two uploads: one load
+    member = root / "models" / "sgd.pt"
+    st_ = member.stat()
+    os.utime(member, ns=(st_.st_atime_ns, st_.st_mtime_ns + 10**9))  # a member model rewritten in place
+    at.run()
+    assert not at.exception and calls == ["lab.json", "lab.json"]
+
+
+def test_inspect_tab_draws_waveform_spectrogram_features_and_saliency(page):
+    pytest.importorskip("captum")
+    upload(page, [("x.wav", wav_bytes(speechlike(22050, 1.5, seed=51), 22050))])
+    assert page.selectbox(key="inspect_file").value == "x.wav"
+    md = " ".join(m.value for m in page.markdown)
+    for part in ("Waveform", "Log-mel spectrogram", "154-D feature vector", "Saliency of this clip per feature group"):
+        assert part in md
+    assert len(page.get("image")) == 2  # waveform + spectrogram figures
+    sal = next(d.value for d in page.dataframe if "saliency share (|grad|)" in d.value.columns)
+    assert list(sal.index) == ["LPS", "LFCC", "Contrast", "MPE", "MFCC"]
+    assert np.isclose(sal["saliency share (|grad|)"].sum(), 1.0)
+    page.radio(key="feature_scale").set_value("raw value").run()
+    assert not page.exception
+
+
+def test_single_detector_and_upload_limit(app_models, monkeypatch):
+    monkeypatch.delenv("DFDET_APP_MODELS", raising=False)
+    monkeypatch.setenv("DFDET_APP_DETECTOR", str(app_models.models[1]))
+    monkeypatch.setenv("DFDET_APP_MAX_UPLOAD_MB", "1")
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception and at.selectbox(key="operating_point").options == ["sgd.pt"]
+    big = wav_bytes(np.tile(bona_signal(16000, 1.0), 40))  # 40 s of PCM_16: 1.28 MB
+    upload(at, [("big.wav", big), ("ok.wav", wav_bytes(bona_signal(16000, 1.0)))])
+    assert len(errors(at)) == 1 and "upload limit" in errors(at)[0] and decisions(at) != []
+
+
+def test_page_without_configuration_says_how_to_start(monkeypatch, tmp_path):
+    monkeypatch.delenv("DFDET_APP_MODELS", raising=False)
+    monkeypatch.delenv("DFDET_APP_DETECTOR", raising=False)
+    at = AppTest.from_file(str(PAGE), default_timeout=30)
+    at.run()
+    assert not at.exception and "no models to serve" in errors(at)[0] and "--models" in errors(at)[0]
+    monkeypatch.setenv("DFDET_APP_MODELS", str(tmp_path))  # a dir without any model
+    at = AppTest.from_file(str(PAGE), default_timeout=30)
+    at.run()
+    assert not at.exception and "No usable detector" in errors(at)[0]
+
+
+# --------------------------------------------------------------------------------------------------- the command
+def test_app_command_starts_streamlit_on_localhost(app_models, runner, monkeypatch):
+    import dfdet.app
+    from dfdet.cli import cli
+
+    seen = {}
+
+    def fake_serve(cmd, url, open_browser=True):
+        seen.update(cmd=cmd, url=url, open_browser=open_browser)
+        return 0
+
+    monkeypatch.setattr(dfdet.app, "serve", fake_serve)
+    port = _free_port()
+    r = runner.invoke(
+        cli, ["app", "--models", str(app_models.root), "--port", str(port), "--max-upload-mb", "20", "--no-browser"]
+    )
+    assert r.exit_code == 0, r.stderr
+    cmd = seen["cmd"]
+    assert cmd[1:5] == ["-m", "streamlit", "run", str(dfdet.app.PAGE)]
+    opts = dict(zip(cmd[5:13:2], cmd[6:14:2], strict=True))
+    assert opts == {
+        "--server.address": "localhost",
+        "--server.port": str(port),
+        "--server.maxUploadSize": "20",
+        "--server.headless": "true",
+    }
+    after = cmd[cmd.index("--") + 1 :]
+    assert after[:2] == ["--models", str(app_models.root.resolve())] and "--max-upload-mb" in after
+    assert seen["url"] == f"http://localhost:{port}/" and seen["open_browser"] is False
+    assert f"http://localhost:{port}/" in r.stderr and r.stdout == ""
+    # the page parses exactly what the command passes
+    from dfdet.app.backend import parse_page_args
+
+    cfg = parse_page_args(after, {})
+    assert cfg.models_dir == app_models.root.resolve() and cfg.max_upload_mb == 20
+
+
+def test_app_command_errors(app_models, runner, monkeypatch):
+    import dfdet.app
+    from dfdet.cli import cli
+
+    r = runner.invoke(cli, ["app"])
+    assert r.exit_code == 2 and "exactly one of --models DIR and --detector FILE" in r.stderr
+    r = runner.invoke(cli, ["app", "--models", str(app_models.root), "--detector", str(app_models.ensemble)])
+    assert r.exit_code == 2
+    monkeypatch.setattr(dfdet.app, "streamlit_available", lambda: False)
+    r = runner.invoke(cli, ["app", "--models", str(app_models.root)])
+    assert r.exit_code == 1 and "streamlit is not installed" in r.stderr and "pip install 'dfdet[app]'" in r.stderr
+    monkeypatch.undo()
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        s.listen(1)
+        busy = s.getsockname()[1]
+        r = runner.invoke(cli, ["app", "--models", str(app_models.root), "--port", str(busy)])
+    assert r.exit_code == 1 and f"port {busy}" in r.stderr and "--port" in r.stderr
+    r = runner.invoke(cli, ["app", "--help"])
+    assert r.exit_code == 0 and "BONA-FIDE-POSITIVE" in r.stdout and "--max-upload-mb" in r.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
