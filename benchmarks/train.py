@@ -1,6 +1,6 @@
 """Training throughput with all tracking on vs a bare training loop of the same model, in the same process.
 
-    .venv/bin/python benchmarks/train.py [--epochs 2] [--repeats 3] [--model cnn] [--optimizer adamw]
+    .venv/bin/python benchmarks/train.py [--data features_robust.npz] [--epochs 2] [--repeats 3] [--model cnn]
 
 "Tracked" is `dfdet.training.train_model` with per-step loss and gradient norms (global and per layer), per-epoch
 training accuracy and the history records; its samples/s counts the training passes (validation off here, so both
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seed154-asvspoof2019la" / "features_robust.npz"
 
 
-def data(rows: int):
+def data(rows: int, path: Path = SHARED):
     from dfdet.store import FeatureSet, load_features
 
-    if SHARED.exists():
-        fs = load_features(SHARED)
+    if path.exists():
+        fs = load_features(path)
         pick = np.sort(np.random.default_rng(0).permutation(len(fs))[: min(rows, len(fs))])  # the file is class-sorted
         return fs.subset(pick), "shared seed154 matrix"
     rng = np.random.default_rng(0)
@@ -129,10 +129,11 @@ def main() -> None:
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--optimizer", default="adamw")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--data", type=Path, default=SHARED, help="the shared seed154 .npz (synthetic data if absent)")
     a = ap.parse_args()
     import torch
 
-    fs, what = data(a.rows)
+    fs, what = data(a.rows, a.data)
     print(
         f"data: {what}, {len(fs)} rows x {fs.dim}; model {a.model}, optimizer {a.optimizer}, batch {a.batch_size}, "
         f"{a.epochs} epoch(s) per run, {a.repeats} alternating repeats, torch threads {torch.get_num_threads()}"
