@@ -23,6 +23,7 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=4294967296:glibc.malloc.tri
 OPTIMIZERS := sgd adam adamw rmsprop sam
 OPT_NAMES := sgd,adam,adamw,rmsprop,sam
 EPS := 0,0.05,0.1,0.15,0.2
+CV ?= 5
 
 .PHONY: all venv test lint bench demo seed-study reproduce app clean clean-demo
 
@@ -85,10 +86,10 @@ $(D)/cal/%.json: $(D)/scores/%.lab_val.tsv
 MODELS = $(foreach o,$(OPTIMIZERS),$(D)/models/$(o).pt)
 $(D)/ens/lab.json: $$(MODELS) $(D)/split/lab_val.h5
 	$(DFDET) ensemble $(foreach m,$(MODELS),--model $(m)) --on $(D)/split/lab_val.h5 --names $(OPT_NAMES) \
-		--method auc2 --cv 5 --in-sample -o $@
+		--method auc2 --cv $(CV) --in-sample -o $@
 $(D)/ens/wild.json: $$(MODELS) $(D)/split/wild_cal.h5
 	$(DFDET) ensemble $(foreach m,$(MODELS),--model $(m)) --on $(D)/split/wild_cal.h5 --names $(OPT_NAMES) \
-		--method auc2 --cv 5 --in-sample -o $@
+		--method auc2 --cv $(CV) --in-sample -o $@
 $(D)/scores/ens_lab.lab_test.tsv: $(D)/ens/lab.json $(D)/split/lab_test.h5
 	$(DFDET) score $^ -o $@
 $(D)/scores/ens_lab.wild_test.tsv: $(D)/ens/lab.json $(D)/split/wild_test.h5
@@ -208,9 +209,9 @@ $(R)/cal/%.json: $(R)/scores/%.la_dev.tsv
 	$(DFDET) calibrate $< --detector $(R)/models/$*.pt -o $@
 R_MODELS = $(foreach o,$(OPTIMIZERS),$(R)/models/$(o).pt)
 $(R)/ens/la.json: $$(R_MODELS) $(R)/feats/la_dev.h5
-	$(DFDET) ensemble $(foreach m,$(R_MODELS),--model $(m)) --on $(R)/feats/la_dev.h5 --names $(OPT_NAMES) --method auc2 --in-sample -o $@
+	$(DFDET) ensemble $(foreach m,$(R_MODELS),--model $(m)) --on $(R)/feats/la_dev.h5 --names $(OPT_NAMES) --method auc2 --cv $(CV) --in-sample -o $@
 $(R)/ens/itw.json: $$(R_MODELS) $(R)/split/itw_cal.h5
-	$(DFDET) ensemble $(foreach m,$(R_MODELS),--model $(m)) --on $(R)/split/itw_cal.h5 --names $(OPT_NAMES) --method logistic --in-sample -o $@
+	$(DFDET) ensemble $(foreach m,$(R_MODELS),--model $(m)) --on $(R)/split/itw_cal.h5 --names $(OPT_NAMES) --method logistic --cv $(CV) --in-sample -o $@
 $(R)/scores/ens_la.la_eval.tsv: $(R)/ens/la.json $(R)/feats/la_eval.h5
 	$(DFDET) score $^ -o $@
 $(R)/scores/ens_la.itw_test.tsv: $(R)/ens/la.json $(R)/split/itw_test.h5
