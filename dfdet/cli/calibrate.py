@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dfdet.cli.options import cost_options
+
 METHODS = ("logistic", "isotonic", "temperature")
 
 
@@ -71,9 +73,7 @@ def _summary(doc: dict, source: str) -> list[str]:
     help="bayes (-ln beta from --p-spoof/--c-miss/--c-fa), eer, youden, max-accuracy, or fpr=X (at most a "
     "fraction X of spoof accepted on the fitting data). Chosen on the calibrated LLRs.",
 )
-@click.option("--p-spoof", type=float, default=0.05, show_default=True, help="Spoof prior of the Bayes threshold.")
-@click.option("--c-miss", type=float, default=1.0, show_default=True, help="Cost of rejecting bona fide.")
-@click.option("--c-fa", type=float, default=10.0, show_default=True, help="Cost of accepting a spoof.")
+@cost_options
 @click.option(
     "--fit-prior",
     type=float,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dfdet.cli.options import cost_options
+
 METHODS = ("auc2", "mean", "logistic")
 CALIBRATIONS = ("logistic", "isotonic", "temperature", "none")
 
@@ -131,9 +133,7 @@ def _print_report(doc: dict) -> None:
     metavar="POLICY",
     help="eer, youden, max-accuracy, fpr=X, or bayes (needs calibration), on the final score.",
 )
-@click.option("--p-spoof", type=float, default=0.05, show_default=True, help="Spoof prior of the Bayes threshold.")
-@click.option("--c-miss", type=float, default=1.0, show_default=True)
-@click.option("--c-fa", type=float, default=10.0, show_default=True)
+@cost_options
 @click.option(
     "--labels",
     type=click.Path(exists=True, dir_okay=False),

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from dfdet.cli.options import cost_options
 from dfdet.errors import UsageError
 
 _TABLE_COLUMNS = (
@@ -126,27 +127,7 @@ def _asv_rates(text: str | None) -> dict[str, float] | None:
     show_default=True,
     help="Bootstrap resamples (stratified by class; seeded by --seed).",
 )
-@click.option(
-    "--p-spoof",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Spoof prior for minDCF/actDCF (ASVspoof 5).",
-)
-@click.option(
-    "--c-miss",
-    type=click.FloatRange(0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Cost of rejecting bona fide.",
-)
-@click.option(
-    "--c-fa",
-    type=click.FloatRange(0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Cost of accepting a spoof.",
-)
+@cost_options
 @click.option(
     "--asv-rates",
     default=None,

@@ -44,3 +44,34 @@ def label_options(f: F) -> F:
 jobs_option = click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores available]."
 )
+
+
+def cost_options(f: F) -> F:
+    """--p-spoof, --c-miss, --c-fa: the ASVspoof 5 detection cost model (Bayes thresholds, minDCF/actDCF)."""
+    for opt in reversed(
+        [
+            click.option(
+                "--p-spoof",
+                type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                default=0.05,
+                show_default=True,
+                help="Spoof prior (ASVspoof 5 cost model).",
+            ),
+            click.option(
+                "--c-miss",
+                type=click.FloatRange(0, min_open=True),
+                default=1.0,
+                show_default=True,
+                help="Cost of rejecting bona fide.",
+            ),
+            click.option(
+                "--c-fa",
+                type=click.FloatRange(0, min_open=True),
+                default=10.0,
+                show_default=True,
+                help="Cost of accepting a spoof.",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
