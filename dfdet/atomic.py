@@ -63,8 +63,3 @@ def atomic_open(target: str | os.PathLike, mode: str = "w", encoding: str | None
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     with atomic_open(target, "w") as fh:
         fh.write(text)
-
-
-def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(target, "wb") as fh:
-        fh.write(data)

@@ -35,9 +35,9 @@ def plain(obj: Any, nan_to_none: bool = True) -> Any:
     return obj
 
 
-def dumps(obj: Any, indent: int | None = 1) -> str:
+def dumps(obj: Any, indent: int | None = 1, sort_keys: bool = False) -> str:
     """Strict JSON text (a reader that rejects NaN accepts it)."""
-    return json.dumps(plain(obj), indent=indent, allow_nan=False)
+    return json.dumps(plain(obj), indent=indent, sort_keys=sort_keys, allow_nan=False)
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from dfdet.errors import DfdetError
 
 BONAFIDE, SPOOF, UNKNOWN = 0, 1, -1
@@ -42,7 +40,3 @@ def parse_label(text: str, numeric: bool = False, where: str = "") -> int:
 
 def label_name(code: int) -> str:
     return NAMES[int(code)]
-
-
-def label_names(codes: np.ndarray) -> list[str]:
-    return [NAMES[int(c)] for c in codes]

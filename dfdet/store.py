@@ -615,7 +615,3 @@ def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
     if list_failures:
         summary["failed"] = [{"path": f.get("path", ""), "reason": f.get("reason", "")} for f in fs.failures]
     return summary
-
-
-def dumps_json(obj: Any) -> str:
-    return json.dumps(obj, indent=1, sort_keys=True, default=str)

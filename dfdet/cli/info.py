@@ -50,7 +50,8 @@ def info(file: str, as_json: bool) -> None:
     Shows rows, dimensions, the recipe and its hash, label / system / domain counts, speakers, durations, feature
     groups, and every input that was skipped under --skip-bad with its reason.
     """
-    from dfdet.store import describe, dumps_json, load_features
+    from dfdet.jsonio import dumps
+    from dfdet.store import describe, load_features
 
     summary = describe(load_features(file))
-    click.echo(dumps_json(summary) if as_json else format_summary(summary))
+    click.echo(dumps(summary, sort_keys=True) if as_json else format_summary(summary))
