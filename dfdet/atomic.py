@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from dfdet import interrupts
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -36,6 +38,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = _temp_in(target)
     try:
         yield tmp
+        interrupts.check()  # a swallowed Ctrl-C/SIGTERM must not commit a partial output
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

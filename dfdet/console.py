@@ -57,13 +57,19 @@ def progress_enabled() -> bool:
 
 def progress(iterable: Iterable[T], total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
     """Wrap an iterable in a tqdm bar on stderr, off when stderr is not a TTY or with -q."""
+    from dfdet import interrupts
+
     if not progress_enabled():
-        yield from iterable
+        for item in iterable:
+            interrupts.check()
+            yield item
         return
     from tqdm import tqdm
 
     with tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False) as bar:
-        yield from bar
+        for item in bar:
+            interrupts.check()
+            yield item
 
 
 def summary_line(done: int, total: int, skipped: int, seconds: float) -> str:

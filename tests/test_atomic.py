@@ -48,3 +48,23 @@ def test_interrupted_writes_never_leave_partial_files(tmp_path_factory, text, cu
     write_text_atomic(target, text)
     assert target.read_bytes().decode("utf-8") == text
     assert [p.name for p in d.iterdir()] == ["t.txt"]
+
+
+@pytest.fixture
+def swallowed_stop(monkeypatch):
+    """A Ctrl-C whose KeyboardInterrupt was swallowed (as in a weakref callback): only the recorded request is left."""
+    from dfdet import interrupts
+
+    monkeypatch.setattr(interrupts, "_requested", False)
+    with pytest.raises(KeyboardInterrupt):
+        interrupts._handle(15, None)
+    assert interrupts.requested()
+
+
+def test_swallowed_interrupt_still_prevents_the_commit(tmp_path, swallowed_stop):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt), atomic_open(target) as fh:
+        fh.write("new but never committed")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]

@@ -189,7 +189,7 @@ main()
 def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(80):
+    for i in range(200):  # 5 s of work at -j 2: the signal lands well before the end even on a loaded machine
         sf.write(src / f"u{i:03d}.wav", np.full(160, 0.01 * (i % 7)), 16000, subtype="PCM_16")
     (tmp_path / "launch.py").write_text(textwrap.dedent(LAUNCHER))
     outdir = tmp_path / "out"
@@ -214,6 +214,54 @@ def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "dfdet featurize: interrupted" in err
+    assert list(outdir.iterdir()) == []
+
+
+SWALLOWING_LAUNCHER = """
+import os, signal, sys
+import numpy as np
+from dfdet.features import FeatureGroup, register_recipe
+
+@register_recipe("swallow1")
+class Swallow:
+    name = "swallow1"
+    sample_rate = 16000
+    feature_names = ["mean"]
+    groups = [FeatureGroup("m", 0, 1)]
+    def config(self):
+        return {}
+    def prepare(self, y, sr):
+        return y
+    def extract(self, y):
+        if y.mean() > 0.035:  # the fifth clip: a SIGTERM whose KeyboardInterrupt is lost, as in a weakref callback
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            except KeyboardInterrupt:
+                pass
+        return np.array([y.mean()])
+
+from dfdet.cli import main
+sys.argv[0] = "dfdet"
+main()
+"""
+
+
+def test_swallowed_sigterm_still_ends_the_run_interrupted_with_nothing_written(tmp_path):
+    """CI once saw the handler's KeyboardInterrupt land in a weakref callback; the run then committed its output."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(8):
+        sf.write(src / f"u{i:03d}.wav", np.full(160, 0.01 * i), 16000, subtype="PCM_16")
+    (tmp_path / "launch.py").write_text(textwrap.dedent(SWALLOWING_LAUNCHER))
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(tmp_path / "launch.py"), "featurize", str(src), "--recipe", "swallow1"]
+    proc = subprocess.run(
+        [*cmd, "-o", str(outdir / "f.h5"), "-j", "1"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "dfdet featurize: interrupted" in proc.stderr
     assert list(outdir.iterdir()) == []
 
 

@@ -6,10 +6,8 @@ torch or librosa.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
-import signal
 import sys
 import traceback
 
@@ -58,8 +56,12 @@ class DfdetGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         settings = ctx.ensure_object(Settings)
+        from dfdet import interrupts
+
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            interrupts.check()  # a stop whose KeyboardInterrupt was swallowed still ends the run as interrupted
+            return result
         except PartialSuccess as e:
             sub = ctx.invoked_subcommand or "?"
             click.echo(f"dfdet {sub}: {e} (listed above)", err=True)
@@ -88,10 +90,6 @@ class DfdetGroup(click.Group):
             ctx.exit(EXIT_ERROR)
 
 
-def _raise_interrupt(signum, frame):  # pragma: no cover - exercised by the interruption test in a subprocess
-    raise KeyboardInterrupt
-
-
 @click.group(cls=DfdetGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="dfdet")
 @click.option("-v", "--verbose", count=True, help="Echo the resolved configuration and more detail (stderr).")
@@ -111,9 +109,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, seed: int) -
 
     seed_everything(seed)
     # A `kill` should clean up temp files like Ctrl-C does, so outputs are never half-written.
-    if sys.platform != "win32":
-        with contextlib.suppress(ValueError):  # not in the main thread (e.g. some test runners)
-            signal.signal(signal.SIGTERM, _raise_interrupt)
+    from dfdet import interrupts
+
+    interrupts.install()
 
 
 def main() -> None:
