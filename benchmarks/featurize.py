@@ -45,6 +45,20 @@ def make_corpus(root: Path, n: int, seconds: float, sr: int = 16000, seed: int =
     return paths
 
 
+def add_corpus_args(ap, n_files: int) -> None:
+    """The corpus options every audio benchmark shares."""
+    ap.add_argument("--n-files", type=int, default=n_files, help="corpus size")
+    ap.add_argument("--seconds", type=float, default=2.0, help="clip length")
+    ap.add_argument("--jobs", type=int, default=2, help="the parallel run's -j")
+
+
+def machine_line() -> str:
+    """Cores and load at start: absolute numbers from a loaded machine are read with this in mind."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"machine: {cores} cores available, load average {load:.1f} at start, python {sys.version.split()[0]}"
+
+
 def extractor_numbers(clips: list[Path], n_ref: int) -> dict:
     """ms/clip of the fast extractor (one core) and of the literal reference on the same decoded corpus clips."""
     from bench_extractor import bench_extractor  # benchmarks/bench_extractor.py
@@ -61,9 +75,7 @@ def _cpu_seconds() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-files", type=int, default=2000, help="corpus size (>= 2000 for the quoted numbers)")
-    ap.add_argument("--seconds", type=float, default=2.0, help="clip length")
-    ap.add_argument("--jobs", type=int, default=2, help="the parallel run's -j")
+    add_corpus_args(ap, 2000)  # >= 2000 files for the quoted numbers
     ap.add_argument("--n-fast", type=int, default=50, help="clips timed for the fast extractor")
     ap.add_argument("--n-ref", type=int, default=3, help="clips timed for the literal reference (~1 s each)")
     args = ap.parse_args()

@@ -76,16 +76,14 @@ def cli_seconds(cmd: str) -> float:
 
 
 def main() -> None:
+    from featurize import add_corpus_args, machine_line, make_corpus  # benchmarks/featurize.py: shared corpus
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-files", type=int, default=1000)
-    ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--jobs", type=int, default=2)
+    add_corpus_args(ap, 1000)
     ap.add_argument("--rows", type=int, default=100_000, help="rows of the tiled feature store")
     ap.add_argument("--model", default="cnn", help="architecture of the benchmark model (cnn, linear, mlp)")
     ap.add_argument("--no-cli", action="store_true", help="skip the subprocess (CLI) measurements")
     args = ap.parse_args()
-
-    from featurize import make_corpus  # benchmarks/featurize.py: the same seeded corpus generator
 
     from dfdet.features import get_recipe
     from dfdet.featurize import featurize, warm_up
@@ -94,9 +92,7 @@ def main() -> None:
     from dfdet.scoring import load_detector, rows_to_table, score_audio_stream, score_store, stdin_utterances
     from dfdet.store import load_features, write_features
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {cores} cores available, load average {load:.1f} at start, python {sys.version.split()[0]}")
+    print(machine_line())
     with tempfile.TemporaryDirectory(prefix="dfdet-bench-score-") as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()

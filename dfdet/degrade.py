@@ -4,13 +4,17 @@ Why: deepfakes in the wild arrive degraded (noisy phone lines, 8 kHz codecs, los
 cut or padded recordings). Each condition is applied to the decoded audio in memory, the result is featurized with the
 detector's own recipe (`prepare` + `extract`, exactly as `featurize` does) and scored; per condition the report gives
 EER, AUC, accuracy at the detector's threshold and how many decisions changed against the clean audio.
-Seeded: condition k of utterance i draws its noise from `default_rng([seed, i, k])`.
+Seeded: condition k of utterance i draws its noise from `default_rng([seed, i, k])`, so any worker may take any file.
+With `jobs > 1` a pool of featurize's workers (SIGINT ignored, one BLAS thread) decodes, degrades and featurizes whole
+files; the parent keeps the model and scores every condition once at the end, so results are identical for any -j.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Callable, Sequence
+import pickle
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -227,6 +231,141 @@ def _condition_metrics(scores: np.ndarray, y: np.ndarray, threshold: float, clea
     return out
 
 
+# --------------------------------------------------------------------------------------------------- per file
+# (status, value, condition failures): ("ok", (indices of the conditions made, float32 [len(indices), D] features),
+# [(condition index, reason)]) or ("bad", (path, reason, fix) of the InputError from decoding, []).
+FileResult = tuple[str, Any, list[tuple[int, str]]]
+
+
+def degrade_one(recipe: Recipe, conds: Sequence[Degradation], seed: int, index: int, path: str) -> FileResult:
+    """Decode one file and featurize it under every condition (no model: that stays in the parent process).
+
+    Why a function of (seed, index) only: the noise of utterance `index` does not depend on which worker ran it or
+    what ran before, so -j 1 and -j N give the same numbers. Decoding errors come back as data (`"bad"`), a failed
+    condition is listed (its row stays NaN in the report); anything else raises.
+    """
+    from dfdet.audio import load_audio
+
+    try:
+        y, sr = load_audio(path)
+    except InputError as e:
+        return "bad", (e.path, e.reason, e.fix), []
+    clips: list[tuple[np.ndarray, int]] = []
+    good: list[int] = []
+    failed: list[tuple[int, str]] = []
+    for c, d in enumerate(conds):
+        try:
+            yd, srd = apply(d, y, sr, seed, index)
+            if len(yd) == 0:
+                raise ValueError("no samples left")
+            clips.append((yd, srd))
+            good.append(c)
+        except Exception as e:  # noqa: BLE001 - a codec failure on one file is reported, not fatal
+            failed.append((c, f"{d.name}: {type(e).__name__}: {e}"))
+    F = featurize_clips(recipe, clips).astype(np.float32) if good else None  # float32: what the report keeps
+    return "ok", (good, F), failed
+
+
+_WORKER: tuple[Recipe, list[Degradation], int] | None = None
+
+
+def _init_worker(recipe: Recipe, names: list[str], seed: int) -> None:
+    """featurize's pool initializer (SIGINT left to the parent, one BLAS thread), plus the conditions by name."""
+    global _WORKER
+    from dfdet.featurize import init_worker
+
+    init_worker(recipe)
+    _WORKER = (recipe, [CONDITIONS[n] for n in names], seed)  # names: the lambdas do not pickle (spawn)
+
+
+def _work(item: tuple[int, str]) -> tuple[str, Any, Any]:
+    """`degrade_one` in a pool worker; an exception comes back as data the parent re-raises.
+
+    Why: an exception that does not unpickle (InputError's constructor differs from its args) would break the pool's
+    result thread in the parent, and the run would hang instead of failing.
+    """
+    assert _WORKER is not None
+    recipe, conds, seed = _WORKER
+    try:
+        return degrade_one(recipe, conds, seed, item[0], item[1])
+    except Exception as e:  # noqa: BLE001 - re-raised in the parent by _unwrap
+        return "raise", _portable(e), []
+
+
+def _portable(e: Exception) -> tuple[str, Any]:
+    if isinstance(e, InputError):
+        return "input", (e.path, e.reason, e.fix)
+    if isinstance(e, DfdetError):
+        return "dfdet", (type(e).__name__, e.what, e.fix)
+    with contextlib.suppress(Exception):
+        if str(pickle.loads(pickle.dumps(e))) == str(e):
+            return "exc", e
+    return "dfdet", ("DfdetError", f"{type(e).__name__}: {e}", None)
+
+
+def _unwrap(result: tuple[str, Any, Any]) -> FileResult:
+    status, value, failed = result
+    if status != "raise":
+        return status, value, failed
+    kind, payload = value
+    if kind == "input":
+        raise InputError(*payload)
+    if kind == "exc":
+        raise payload
+    import dfdet.errors as errors
+
+    cls = getattr(errors, payload[0], DfdetError)
+    raise cls(payload[1], payload[2])
+
+
+def _warm_up(recipe: Recipe, conds: Sequence[Degradation]) -> None:
+    """Before forking: the recipe's tables and the conditions' lazy imports (codecs, resampler), once for all."""
+    from dfdet.featurize import warm_up
+
+    warm_up(recipe)
+    sr = int(getattr(recipe, "sample_rate", 16000) or 16000)
+    y = 1e-3 * np.random.default_rng(0).standard_normal(sr // 10)
+    for d in conds:
+        with contextlib.suppress(Exception):
+            apply(d, y, sr)
+
+
+@contextlib.contextmanager
+def file_results(
+    recipe: Recipe,
+    conds: Sequence[Degradation],
+    paths: Sequence[str],
+    seed: int = 42,
+    jobs: int = 1,
+    start_method: str | None = None,
+) -> Iterator[Iterator[FileResult]]:
+    """`degrade_one` of every path, in input order: in-process when jobs <= 1, else featurize's kind of pool.
+
+    One file per task (each is tens to hundreds of ms, so balance beats batching); the pool is terminated on errors
+    and interrupts, and workers ignore SIGINT, so Ctrl-C never hangs.
+    """
+    from dfdet.featurize import default_start_method, one_blas_thread
+
+    if jobs <= 1 or len(paths) <= 1:
+        with one_blas_thread():  # the workers' setting: identical sums for any -j
+            yield (degrade_one(recipe, conds, seed, i, p) for i, p in enumerate(paths))
+        return
+    import multiprocessing
+
+    method = start_method or default_start_method()
+    if method == "fork":
+        _warm_up(recipe, conds)
+    ctx = multiprocessing.get_context(method)
+    names = [d.name for d in conds]
+    pool = ctx.Pool(min(jobs, len(paths)), initializer=_init_worker, initargs=(recipe, names, int(seed)))
+    try:
+        yield (_unwrap(r) for r in pool.imap(_work, list(enumerate(map(str, paths))), chunksize=1))
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()  # no-op after a clean join
+
+
 def degradation_report(
     det: DiffDetector,
     utterances: Sequence[Utterance],
@@ -235,11 +374,16 @@ def degradation_report(
     skip_bad: bool = False,
     progress: Callable[[Any], Any] | None = None,
     warn: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    start_method: str | None = None,
 ) -> dict[str, Any]:
-    """Score every utterance under every condition; per-condition metrics, failures listed (never dropped silently)."""
-    from dfdet.audio import load_audio
+    """Score every utterance under every condition; per-condition metrics, failures listed (never dropped silently).
 
+    `jobs` worker processes decode, degrade and featurize; the model scores in this process (same result for any -j).
+    """
     conds = list(conditions) if conditions is not None else resolve_conditions()
+    if jobs < 1:
+        raise UsageError(f"jobs must be >= 1, got {jobs}", "pass -j N with N >= 1")
     unavailable = [d.name for d in conds if not available(d)]
     for name in unavailable:
         if warn:
@@ -253,34 +397,25 @@ def degradation_report(
     failures: list[dict[str, str]] = []
     cond_fail: dict[str, int] = {d.name: 0 for d in conds}
     ok_rows = np.zeros(n, dtype=bool)
-    it = progress(list(enumerate(utterances))) if progress is not None else enumerate(utterances)
-    for i, u in it:
-        try:
-            y, sr = load_audio(u.path)
-        except InputError as e:
-            if not skip_bad:
-                raise
-            failures.append({"utt_id": u.utt_id, "path": u.path, "reason": e.reason})
-            if warn:
-                warn(f"{u.path}: {e.reason} (skipped)")
-            continue
-        clips: list[tuple[np.ndarray, int]] = []
-        good: list[int] = []
-        for c, d in enumerate(conds):
-            try:
-                yd, srd = apply(d, y, sr, seed, i)
-                if len(yd) == 0:
-                    raise ValueError("no samples left")
-                clips.append((yd, srd))
-                good.append(c)
-            except Exception as e:  # noqa: BLE001 - a codec failure on one file is reported, not fatal
-                cond_fail[d.name] += 1
-                failures.append({"utt_id": u.utt_id, "path": u.path, "reason": f"{d.name}: {type(e).__name__}: {e}"})
-        if good:
-            F = featurize_clips(recipe, clips)
-            for row, c in zip(F, good, strict=True):
-                feats[c, i] = row
-        ok_rows[i] = True
+    with file_results(recipe, conds, [u.path for u in utterances], seed, jobs, start_method) as results:
+        stream: Any = zip(enumerate(utterances), results, strict=True)
+        if progress is not None:
+            stream = progress(stream)
+        for (i, u), (status, value, failed) in stream:
+            if status != "ok":
+                if not skip_bad:
+                    raise InputError(*value)
+                failures.append({"utt_id": u.utt_id, "path": u.path, "reason": value[1]})
+                if warn:
+                    warn(f"{u.path}: {value[1]} (skipped)")
+                continue
+            for c, reason in failed:
+                cond_fail[conds[c].name] += 1
+                failures.append({"utt_id": u.utt_id, "path": u.path, "reason": reason})
+            good, F = value
+            if good:
+                feats[good, i] = F
+            ok_rows[i] = True
     if not ok_rows.any():
         raise DfdetError("no audio could be decoded", "check the inputs (see the warnings above)")
     labels = np.array([u.label for u in utterances], dtype=np.int64)

@@ -18,7 +18,7 @@ calibration, threshold) is fitted on the training folds only; `in_sample_fusion`
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -529,12 +529,18 @@ def load_ensemble(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
+def ensemble_scorer(doc: dict[str, Any]) -> Callable[[Any], np.ndarray]:
+    """The final-score function of an ensemble document: member score matrix [N, M] ordered as doc["members"] ->
+    fused score, calibrated to an LLR when the document records a calibration. The one implementation of the fusion
+    arithmetic for fitted ensembles (`apply_ensemble` and `dfdet.scoring.load_detector` both use it)."""
+    fuser = fuser_from_dict(doc["fuser"])
+    cal = calibrator_from_dict(doc["calibration"]) if doc.get("calibration") else None
+    return lambda S: _final_scores(fuser, cal, S)
+
+
 def apply_ensemble(doc: dict[str, Any], S: Any, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(final score, decision) for a member score matrix ordered as doc["members"]; decision int8 or None."""
-    fuser = fuser_from_dict(doc["fuser"])
-    scores = fuser.transform(S)
-    if doc.get("calibration"):
-        scores = calibrator_from_dict(doc["calibration"]).transform(scores)
+    scores = ensemble_scorer(doc)(S)
     thr = threshold if threshold is not None else (doc.get("threshold") or {}).get("value")
     return scores, (decide(scores, float(thr)) if thr is not None else None)
 
@@ -613,50 +619,3 @@ def member_paths(doc: dict[str, Any], json_path: str | os.PathLike) -> list[Any]
     from dfdet.calibration import resolve_from_json
 
     return [resolve_from_json(m.get("path") or m.get("file"), json_path) for m in doc["members"]]
-
-
-def score_ensemble(doc: dict[str, Any], json_path: str | os.PathLike, fs: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """(score, decision) of an ensemble whose members are all models, on a FeatureSet (what `score` needs)."""
-    kinds = [m.get("kind") for m in doc["members"]]
-    if any(k != "model" for k in kinds):
-        names = [m["name"] for m in doc["members"] if m.get("kind") != "model"]
-        raise DfdetError(
-            f"{json_path}: member(s) {names} are score files, which cannot score new features",
-            "use `dfdet ensemble --apply` with their score files, or refit with --model members",
-        )
-    S = np.column_stack([model_scores(p, fs) for p in member_paths(doc, json_path)])
-    return apply_ensemble(doc, S)
-
-
-def score_detector(path: str | os.PathLike, fs: Any) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Score a FeatureSet with any detector file: a model (.pt), an ensemble JSON, or a calibration JSON that names a
-    detector ("calibrated detector"). Returns (bona-fide-positive score, decision int8 or None, kind)."""
-    import json
-    from pathlib import Path
-
-    from dfdet.calibration import apply_calibration, detector_path, load_calibration
-
-    p = Path(path)
-    if p.suffix.lower() != ".json":
-        from dfdet.artifact import load_model
-
-        det = load_model(p)
-        det.check_features(fs)
-        s = det.scores(fs.X)
-        return s, np.where(s >= det.threshold, 0, 1).astype(np.int8), "model"
-    try:
-        kind = json.loads(p.read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
-        kind = None
-    if kind == "ensemble":
-        s, d = score_ensemble(load_ensemble(p), p, fs)
-        return s, d, "ensemble"
-    doc = load_calibration(p)  # raises a clear error for anything else
-    inner = detector_path(doc, p)
-    if inner is None:
-        from dfdet.errors import InputError
-
-        raise InputError(p, "calibration names no detector", "refit with `dfdet calibrate --detector MODEL`")
-    raw, _, _ = score_detector(inner, fs)
-    llr, d = apply_calibration(doc, raw)
-    return llr, d, "calibrated detector"

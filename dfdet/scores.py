@@ -5,6 +5,10 @@ where known, `path`, `p_spoof`, `decision`, `label`, then any passthrough column
 `score` is BONA-FIDE-POSITIVE natural-log odds (an LLR after calibration), as in the ASVspoof evaluation package;
 `p_spoof` = sigmoid(-score). Rows are sorted when a whole table is written; `ScoreWriter` streams rows in arrival order.
 
+A score file written to a path can carry a provenance sidecar, `FILE.prov.json` beside it (`sidecar_path`): what
+scored it (detector kind, path and content hash, member models, calibration), on what input, how many rows, the
+file's own content hash (so a sidecar left beside a rewritten file is recognised as stale) and the run's provenance.
+
 Reading is tolerant: TSV or CSV with a header (ASVspoof 5 `filename`/`cm-score`/`cm-label` names accepted), and
 header-less ASVspoof files: `utt_id score`, the 2019 CM score file `utt_id system key score`, and the ASVspoof 5
 README's `speaker utt_id score key`. Every error names the file, the line and a fix.
@@ -15,34 +19,41 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from dfdet.atomic import atomic_open
+from dfdet.atomic import atomic_open, atomic_path
 from dfdet.errors import DfdetError, InputError
 from dfdet.labels import BONAFIDE, SPOOF, UNKNOWN, label_name, parse_label
 
 __all__ = [
     "FORMATS",
+    "SIDECAR_SUFFIX",
     "KeyTable",
     "ScoreTable",
     "ScoreWriter",
     "attach_keys",
+    "is_sidecar_doc",
     "read_keys",
     "read_scores",
+    "read_sidecar",
     "score_to_p_spoof",
+    "sidecar_path",
     "write_scores",
 ]
 
 CORE_COLUMNS = ("utt_id", "score", "path", "p_spoof", "decision", "label")
 FORMATS = ("tsv", "asvspoof", "asvspoof2019", "asvspoof-keys")
+SIDECAR_SUFFIX = ".prov.json"  # FILE.tsv -> FILE.tsv.prov.json (the whole name kept: a.tsv and a.csv never share one)
+SIDECAR_SCHEMA_VERSION = 1
 # Header names accepted when reading (lower-cased), first match wins; ASVspoof 5 uses filename / cm-score / cm-label.
 ID_NAMES = ("utt_id", "uttid", "utt", "filename", "file_id", "trial", "trial_anon", "id", "utterance", "file")
 SCORE_NAMES = ("score", "cm-score", "cm_score", "llr", "cm-llr")
@@ -427,21 +438,107 @@ def _word(code: Any) -> str:
     return label_name(int(code))
 
 
+# --------------------------------------------------------------------------------------------------- provenance sidecar
+def sidecar_path(score_path: str | os.PathLike) -> Path:
+    """Where the provenance of a score file lives: `FILE.prov.json` beside it."""
+    return Path(f"{os.fspath(score_path)}{SIDECAR_SUFFIX}")
+
+
+def is_sidecar_doc(doc: Any) -> bool:
+    """Whether a JSON document is a score file's provenance sidecar (not a calibration/ensemble/other artifact)."""
+    return (
+        isinstance(doc, dict)
+        and doc.get("kind") == "scores"
+        and isinstance(doc.get("scores"), dict)
+        and isinstance(doc.get("detector"), dict)
+    )
+
+
+def read_sidecar(score_path: str | os.PathLike, file_hash: str | None = None) -> dict[str, Any] | None:
+    """The provenance sidecar of a score file, or None when it has none, it is unreadable or newer than this dfdet, or
+    it describes other content: it records the score file's hash, so one left beside a file that was rewritten by
+    hand or by a tool that writes no sidecar is ignored rather than believed. `file_hash`: the score file's
+    `dfdet.provenance.file_hash` when the caller has it already."""
+    side = sidecar_path(score_path)
+    try:
+        doc = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not is_sidecar_doc(doc):
+        return None
+    ver = doc.get("schema_version")
+    if not isinstance(ver, int) or ver > SIDECAR_SCHEMA_VERSION:
+        return None
+    if file_hash is None:
+        from dfdet.provenance import file_hash as hash_of
+
+        try:
+            file_hash = hash_of(score_path)
+        except OSError:
+            return None
+    return doc if doc["scores"].get("hash") == file_hash else None
+
+
+@contextlib.contextmanager
+def _score_file(target: str | os.PathLike, describe: Callable[[Path], dict[str, Any]] | None) -> Iterator[IO[str]]:
+    """Open a score output atomically. With `describe` (temp score file -> sidecar document) the sidecar commits right
+    after the score file, both atomic; if anything fails neither new file remains, so a score file never stands
+    beside a sidecar that does not describe it. Without it, a sidecar left from an earlier run is removed (it
+    described the file just replaced)."""
+    if str(target) == "-":
+        with atomic_open(target, "w") as fh:
+            yield fh
+        return
+    side = sidecar_path(target)
+    if describe is None:
+        with atomic_open(target, "w") as fh:
+            yield fh
+        with contextlib.suppress(FileNotFoundError):
+            side.unlink()
+        return
+    from dfdet.jsonio import dumps
+
+    committed = False
+    try:
+        with atomic_path(side) as side_tmp:
+            with atomic_path(target) as tmp:
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    yield fh
+                side_tmp.write_text(dumps(describe(tmp)) + "\n", encoding="utf-8")
+            committed = True
+    except BaseException:
+        if committed:  # the sidecar could not follow the score file: take both back
+            for p in (Path(target), side):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        raise
+
+
 class ScoreWriter:
     """Writes a score file row by row (header first): for `score` reading paths from stdin, rows appear as they are
     ready. Rows are written in arrival order (`write_scores` sorts a whole table). A file target is atomic (it
     appears only when the block succeeds); `-` writes to stdout and flushes every row.
 
     columns: header of a `tsv` file: `utt_id`, `score`, then any of path, p_spoof, decision, label and extra names.
+    provenance: for a file target, the fields of its `FILE.prov.json` sidecar (a dict, or a function called when the
+    file commits, so counts known only at the end can go in); the writer adds the schema, the file's name, content
+    hash, row count, format and columns. Ignored for stdout.
     """
 
-    def __init__(self, target: str | os.PathLike, columns: Sequence[str] = ("utt_id", "score"), format: str = "tsv"):
+    def __init__(
+        self,
+        target: str | os.PathLike,
+        columns: Sequence[str] = ("utt_id", "score"),
+        format: str = "tsv",
+        provenance: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+    ):
         if format not in FORMATS:
             raise DfdetError(f"unknown score file format {format!r}", f"use one of {', '.join(FORMATS)}")
         cols = list(columns)
         if cols[:2] != ["utt_id", "score"] or len(set(cols)) != len(cols):
             raise DfdetError(f"score columns must start with utt_id, score and be distinct (got {cols})", "fix columns")
         self.target, self.columns, self.format = target, cols, format
+        self.provenance = provenance
         self.streaming = str(target) == "-"
         self._stack: contextlib.ExitStack | None = None
         self._fh: IO[str] | None = None
@@ -451,7 +548,8 @@ class ScoreWriter:
 
     def __enter__(self) -> ScoreWriter:
         self._stack = contextlib.ExitStack()
-        self._fh = self._stack.enter_context(atomic_open(self.target, "w"))
+        describe = self._sidecar if self.provenance is not None else None
+        self._fh = self._stack.enter_context(_score_file(self.target, describe))
         if self.format == "tsv":
             self._writer = csv.writer(self._fh, delimiter="\t", lineterminator="\n")
             self._writer.writerow(self.columns)
@@ -461,6 +559,15 @@ class ScoreWriter:
             self._fh.write("filename\tcm-label\n")
         self._flush()
         return self
+
+    def _sidecar(self, written: Path) -> dict[str, Any]:
+        """The sidecar document of the score file just written to the temp path `written`."""
+        from dfdet.provenance import file_hash
+
+        fields = self.provenance() if callable(self.provenance) else dict(self.provenance or {})
+        scores = {"file": Path(self.target).name, "hash": file_hash(written), "rows": self.n_rows}
+        scores.update(format=self.format, columns=self.columns if self.format == "tsv" else None)
+        return {"schema_version": SIDECAR_SCHEMA_VERSION, "kind": "scores", "scores": scores, **fields}
 
     def _flush(self) -> None:
         if self.streaming and self._fh is not None:
@@ -512,8 +619,14 @@ class ScoreWriter:
         return bool(self._stack.__exit__(exc_type, exc, tb))
 
 
-def write_scores(target: str | os.PathLike, table: ScoreTable, format: str = "tsv") -> None:
-    """Write `table` sorted by utt_id, atomically (`-` = stdout).
+def write_scores(
+    target: str | os.PathLike,
+    table: ScoreTable,
+    format: str = "tsv",
+    provenance: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """Write `table` sorted by utt_id, atomically (`-` = stdout); with `provenance`, a file target gets its
+    `FILE.prov.json` sidecar (see ScoreWriter).
 
     Formats: `tsv` (dfdet score file), `asvspoof` (what the ASVspoof 5 evaluation package reads: TSV `filename`,
     `cm-score`), `asvspoof-keys` (its key file: `filename`, `cm-label`), `asvspoof2019` (`utt_id system key score`,
@@ -522,7 +635,7 @@ def write_scores(target: str | os.PathLike, table: ScoreTable, format: str = "ts
     t = table.sorted()
     if format == "asvspoof-keys" and not (t.label != UNKNOWN).all():
         raise DfdetError(f"{int((t.label == UNKNOWN).sum())} utterance(s) have no label", "attach labels first")
-    with ScoreWriter(target, t.columns, format) as w:
+    with ScoreWriter(target, t.columns, format, provenance) as w:
         for i, u in enumerate(t.utt_id):
             w.write(
                 u,

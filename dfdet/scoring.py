@@ -257,8 +257,7 @@ def _model_detector(path: Path) -> ScoringDetector:
 
 def _ensemble_detector(path: Path) -> ScoringDetector:
     from dfdet.artifact import load_model
-    from dfdet.calibration import calibrator_from_dict, resolve_from_json
-    from dfdet.fusion import fuser_from_dict, load_ensemble
+    from dfdet.fusion import ensemble_scorer, load_ensemble, member_paths
 
     doc = load_ensemble(path)
     not_models = [m.get("name", "?") for m in doc["members"] if m.get("kind") != "model"]
@@ -268,29 +267,23 @@ def _ensemble_detector(path: Path) -> ScoringDetector:
             "refit the ensemble with --model members (dfdet ensemble --model A.pt --model B.pt --on DEV.h5), or use "
             "`dfdet ensemble --apply` on their score files",
         )
-    members = []
-    for m in doc["members"]:
-        p = resolve_from_json(m["path"], path)
-        members.append(Member(str(m.get("name") or Path(p).stem), str(p), load_model(p)))
-    fuser = fuser_from_dict(doc["fuser"])
-    cal = calibrator_from_dict(doc["calibration"]) if doc.get("calibration") else None
-
-    def combine(S: np.ndarray) -> np.ndarray:
-        fused = fuser.transform(S)
-        return cal.transform(fused) if cal is not None else fused
-
+    members = [
+        Member(str(m.get("name") or Path(p).stem), str(p), load_model(p))
+        for m, p in zip(doc["members"], member_paths(doc, path), strict=True)
+    ]
+    cal = doc.get("calibration")  # validated by load_ensemble
     thr = doc.get("threshold") or {}
     layers = [{"layer": "ensemble", "path": str(path), "method": doc.get("method"), "members": len(members)}]
-    if cal is not None:
-        layers.append({"layer": "calibration", "method": cal.name, "inside": str(path)})
+    if cal:
+        layers.append({"layer": "calibration", "method": cal["method"], "inside": str(path)})
     return ScoringDetector(
         "ensemble",
         str(path),
         members,
-        combine,
+        ensemble_scorer(doc),
         float(thr.get("value", 0.0)),
         f"ensemble: {thr.get('policy', 'default 0')}",
-        "calibrated natural-log LLR" if cal is not None else "fused score",
+        "calibrated natural-log LLR" if cal else "fused score",
         layers,
     )
 
@@ -784,6 +777,48 @@ def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str 
         source=source,
     )
     return table.sorted()
+
+
+def score_provenance(
+    detector: str | os.PathLike,
+    det: ScoringDetector,
+    *,
+    calibration: str | os.PathLike | None = None,
+    labels: str | os.PathLike | None = None,
+    store: str | os.PathLike | None = None,
+    inputs: Sequence[str] = (),
+    audio_files: int | None = None,
+    failures: Sequence[dict[str, str]] = (),
+) -> dict[str, Any]:
+    """The fields `score` records in a score file's `.prov.json` sidecar: the detector file (its kind, content hash
+    and its member models' hashes, so a report can match scores to models by content rather than by file name), the
+    calibration, the input (a feature store's hash, or how many audio files), labels, skipped inputs and the run."""
+    from dfdet.provenance import file_hash, input_files, provenance
+
+    files = input_files(detector=detector, calibration=calibration, labels=labels)
+    hashes = {os.path.abspath(detector): files["detector"]["hash"]}
+
+    def hash_of(path: str) -> str | None:
+        key = os.path.abspath(path)
+        if key not in hashes:
+            hashes[key] = file_hash(path) if os.path.isfile(path) else None
+        return hashes[key]
+
+    members = [{"name": m.name, "path": m.path, "hash": hash_of(m.path)} for m in det.members]
+    if store is not None:
+        source: dict[str, Any] = {"kind": "features", **input_files(features=store)["features"]}
+    else:
+        source = {"kind": "stdin" if tuple(inputs) == ("-",) else "audio", "files": audio_files}
+        source["arguments"] = [str(a) for a in inputs]
+    return {
+        # the kind of the DETECTOR file: model, ensemble or calibrated detector (--calibration is recorded apart)
+        "detector": {**files["detector"], "kind": det.kind.split(" + ")[0], "members": members},
+        "calibration": files.get("calibration"),
+        "input": source,
+        "labels": files.get("labels"),
+        "skipped": [dict(f) for f in failures],
+        "provenance": provenance(command="score"),
+    }
 
 
 def is_store_path(arg: str) -> bool:

@@ -147,7 +147,7 @@ def test_usage_errors(runner, tmp_path, dev):
 
 
 def test_calibrated_detector_from_model_and_features(runner, tmp_path):
-    from dfdet.fusion import score_detector
+    from dfdet.scoring import load_detector
     from dfdet.store import load_features
     from tests.test_cli_ensemble import make_models_and_store
 
@@ -158,9 +158,13 @@ def test_calibrated_detector_from_model_and_features(runner, tmp_path):
     doc = json.loads(cal.read_text())
     assert doc["detector"] == "good.pt" and doc["fitting_data"]["n"] == len(y)
     fs = load_features(store)
-    llr, dec, kind = score_detector(cal, fs)
-    assert kind == "calibrated detector"
+    det = load_detector(cal)  # the JSON is a calibrated detector wrapping good.pt
+    assert det.kind == "calibrated detector" and det.member_names == ["good"]
+    assert det.threshold == doc["threshold"]["value"]
+    out = det.score_features(fs)
+    llr, dec = out["score"], out["decision"]
     raw = fs.X[:, 0].astype(np.float64)  # the good model's bona-fide score is +f0
+    np.testing.assert_allclose(out["members"]["good"], raw, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(llr, doc["params"]["a"] * raw + doc["params"]["b"], rtol=1e-6, atol=1e-6)
     assert np.array_equal(dec, np.where(llr >= doc["threshold"]["value"], 0, 1))
 

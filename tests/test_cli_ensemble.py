@@ -218,7 +218,8 @@ def make_models_and_store(d, n=240, seed=0):
 
 
 def test_model_members_on_features(runner, tmp_path):
-    from dfdet.fusion import load_ensemble, score_detector
+    from dfdet.fusion import load_ensemble
+    from dfdet.scoring import load_detector
     from dfdet.store import load_features
 
     store, (good, inverted), y = make_models_and_store(tmp_path / "models")
@@ -237,11 +238,22 @@ def test_model_members_on_features(runner, tmp_path):
     r = runner.invoke(cli, ["ensemble", "--apply", str(ens), "--on", str(store), "-o", str(out)])
     assert r.exit_code == 0, r.stderr
     t = read_scores(out)
+    fs = load_features(store)
+    assert t.utt_id == fs.utt_id
+    # by hand from the JSON: good scores +f0 and inverted -f1 (bona-fide-positive), z-normalised, weighted, calibrated
+    f, c = doc["fuser"], doc["calibration"]
+    assert c["method"] == "logistic"
+    S = np.c_[fs.X[:, 0], -fs.X[:, 1]].astype(np.float64)
+    fused = ((S - np.asarray(f["z_mean"])) / np.asarray(f["z_std"])) @ np.asarray(f["weights"]) + f["intercept"]
+    want = c["params"]["a"] * fused + c["params"]["b"]
+    np.testing.assert_allclose(t.score, want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(t.decision, np.where(t.score >= doc["threshold"]["value"], 0, 1))
     # the same detector file scores features directly (what `dfdet score` uses for an ensemble)
-    s, d, kind = score_detector(ens, load_features(store))
-    assert kind == "ensemble"
-    np.testing.assert_array_equal(t.score, s)
-    np.testing.assert_array_equal(t.decision, d)
+    det = load_detector(ens)
+    assert det.kind == "ensemble" and det.member_names == ["good", "inverted"]
+    out_ = det.score_features(fs)
+    np.testing.assert_array_equal(t.score, out_["score"])
+    np.testing.assert_array_equal(t.decision, out_["decision"])
     r = runner.invoke(cli, ["ensemble", "--apply", str(ens), "-o", str(out)])
     assert r.exit_code == 1 and "--on" in r.stderr
 

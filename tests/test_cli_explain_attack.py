@@ -221,6 +221,35 @@ def test_degrade_skip_bad_partial_success(runner, tmp_path: Path) -> None:
     assert doc["failures"][0]["path"].endswith("broken.wav")
 
 
+def test_degrade_jobs_same_json_and_skip_bad(runner, tmp_path: Path) -> None:
+    from tests.test_degrade import labelled_clips, seed154_model
+
+    model = seed154_model(tmp_path / "m.pt")
+    labelled_clips(tmp_path / "audio")
+    (tmp_path / "audio" / "broken.wav").write_bytes(b"not audio at all")
+    args = ["attack", str(model), str(tmp_path / "audio"), "--method", "degrade", "--skip-bad"]
+    docs, errs = [], []
+    for j in (1, 2):
+        out = tmp_path / f"deg{j}.json"
+        r = runner.invoke(cli, [*args, "--conditions", "white_snr5,pink_snr10", "-j", str(j), "-o", str(out)])
+        assert r.exit_code == 3, r.stderr
+        doc = read(out)
+        doc.pop("provenance")  # argv and time
+        docs.append(json.dumps(doc, sort_keys=True))
+        errs.append([line for line in r.stderr.splitlines() if "broken.wav" in line])
+    assert docs[0] == docs[1] and errs[0] == errs[1] and errs[0]
+    doc = json.loads(docs[1])
+    assert doc["inputs"] == 5 and doc["inputs_scored"] == 4 and doc["failures"][0]["path"].endswith("broken.wav")
+    assert any(c["mean_score_shift"] != 0 for c in doc["conditions"][1:])  # noise was added in the workers
+    r = runner.invoke(cli, [*args[:-1], "-j", "2", "-o", str(tmp_path / "strict.json")])
+    assert r.exit_code == 1 and "broken.wav" in r.stderr and not (tmp_path / "strict.json").exists()
+
+
+def test_jobs_is_refused_for_feature_attacks(runner, setup) -> None:
+    r = runner.invoke(cli, ["attack", str(setup["model"]), str(setup["feats"]), "-j", "2", "-o", "-"])
+    assert r.exit_code == 2 and "--jobs" in r.stderr
+
+
 def test_same_seed_same_output(runner, setup) -> None:
     outs = []
     for k in range(2):

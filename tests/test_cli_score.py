@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shlex
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 from dfdet.cli import cli
-from dfdet.scores import read_scores
+from dfdet.provenance import file_hash
+from dfdet.scores import read_scores, read_sidecar, sidecar_path
 from tests.conftest import ROOT
 from tests.test_scoring import build_trained, make_calibration, make_ensemble
 
@@ -51,6 +53,7 @@ def test_help_states_the_score_convention(runner):
     text = " ".join(r.stdout.split())
     assert "BONA-FIDE-POSITIVE" in text and "higher = more likely genuine" in text
     assert "log-likelihood ratio (LLR) after calibration" in text and "NOT sorted by utt_id" in text
+    assert "FILE.prov.json is written beside it" in text
 
 
 def test_store_to_tsv(runner, trained, store_table, tmp_path):
@@ -171,11 +174,15 @@ def test_skip_bad_writes_the_rest_and_exits_3(runner, trained, tmp_path):
     args = ["score", str(trained.model), str(trained.audio), str(corrupt), "-o", str(out)]
     r = runner.invoke(cli, args)
     assert r.exit_code == 1 and str(corrupt) in r.stderr and "--skip-bad" in r.stderr and not out.exists()
+    assert not sidecar_path(out).exists()  # a failed run leaves neither the score file nor its sidecar
     r = runner.invoke(cli, [*args, "--skip-bad"])
     assert r.exit_code == 3, r.stderr
     assert f"warning: skipped {corrupt}" in r.stderr and "done 12 of 13 (1 skipped)" in r.stderr
     t = read_scores(out)
     assert len(t) == 12 and str(corrupt) not in t.path
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["scores"]["rows"] == 12 and side["input"] == {"kind": "audio", "files": 13, "arguments": args[2:4]}
+    assert [f["path"] for f in side["skipped"]] == [str(corrupt)] and side["skipped"][0]["reason"]
     # streaming stdin: the same policy
     text = f"{corrupt}\n" + "".join(f"{p}\n" for p in sorted(trained.audio.rglob("*.wav"))[:2])
     r = runner.invoke(cli, ["score", str(trained.model), "-", "--skip-bad", "-j", "1"], input=text)
@@ -184,19 +191,27 @@ def test_skip_bad_writes_the_rest_and_exits_3(runner, trained, tmp_path):
 
 
 def test_calibrated_detector_ensemble_and_members(runner, trained, tmp_path):
-    from dfdet.fusion import score_detector
+    from dfdet.artifact import load_model
+    from dfdet.calibration import apply_calibration, load_calibration
+    from dfdet.fusion import apply_ensemble, load_ensemble
     from dfdet.store import load_features
 
     fs = load_features(trained.store)
     cal = make_calibration(trained, tmp_path / "cal.json", detector=trained.model)
     ens = make_ensemble(trained, tmp_path / "ens.json")
+    # expected: the model artifacts' own scores through the calibration / fusion modules' own apply functions
+    raw = [load_model(p).scores(fs.X) for p in (trained.model, trained.model2)]
+    expected = {
+        cal: apply_calibration(load_calibration(cal), raw[0]),
+        ens: apply_ensemble(load_ensemble(ens), np.column_stack(raw)),
+    }
     for det in (cal, ens):
         r = runner.invoke(cli, ["score", str(det), str(trained.store), "--members"])
         assert r.exit_code == 0, r.stderr
         lines = r.stdout.splitlines()
         t = {ln.split("\t")[0]: ln.split("\t") for ln in lines[1:]}
         header = lines[0].split("\t")
-        want, dec, _ = score_detector(det, fs)
+        want, dec = expected[det]
         for i, u in enumerate(fs.utt_id):
             assert float(t[u][1]) == want[i]
             assert t[u][header.index("decision")] == ("bonafide" if dec[i] == 0 else "spoof")
@@ -216,3 +231,90 @@ def test_usage_errors(runner, trained, tmp_path):
     assert r.exit_code == 2 and "no inputs" in r.stderr
     r = runner.invoke(cli, ["score", str(trained.model), "-"], input="")
     assert r.exit_code == 1 and "no audio paths on stdin" in r.stderr
+
+
+def test_score_file_gets_a_provenance_sidecar(runner, trained, tmp_path, monkeypatch):
+    out = tmp_path / "s.tsv"
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store), "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    side_file = tmp_path / "s.tsv.prov.json"
+    assert sidecar_path(out) == side_file and side_file.is_file()
+    side = json.loads(side_file.read_text())
+    assert side["schema_version"] == 1 and side["kind"] == "scores"
+    assert side["detector"]["kind"] == "model" and side["detector"]["path"] == str(trained.model)
+    assert side["detector"]["hash"] == file_hash(trained.model)
+    assert [m["hash"] for m in side["detector"]["members"]] == [file_hash(trained.model)]
+    rows = out.read_text().splitlines()[1:]
+    assert side["scores"]["rows"] == len(rows) == len(read_scores(out)) == 12
+    assert side["scores"]["hash"] == file_hash(out) and side["scores"]["format"] == "tsv"
+    assert side["input"] == {"kind": "features", "path": str(trained.store), "hash": file_hash(trained.store)}
+    assert side["calibration"] is None and side["skipped"] == []
+    assert side["provenance"]["command"] == "score" and side["provenance"]["dfdet_version"]
+    assert read_sidecar(out) == side
+
+    # --calibration is recorded with its hash; the detector stays the model
+    cal = make_calibration(trained, tmp_path / "bare.json", detector=None)
+    out2 = tmp_path / "cal.tsv"
+    args = ["score", str(trained.model), str(trained.store), "--calibration", str(cal), "--format", "asvspoof"]
+    r = runner.invoke(cli, [*args, "-o", str(out2)])
+    assert r.exit_code == 0, r.stderr
+    side = json.loads(sidecar_path(out2).read_text())
+    assert side["calibration"] == {"path": str(cal), "hash": file_hash(cal)}
+    assert side["detector"]["hash"] == file_hash(trained.model) and side["detector"]["kind"] == "model"
+    assert side["scores"]["format"] == "asvspoof" and side["scores"]["rows"] == 12 == len(read_scores(out2))
+
+    # streaming stdin into a file: the row count is known only at the end, and is right
+    wavs = sorted(trained.audio.rglob("*.wav"))[:3]
+    out3 = tmp_path / "stream.tsv"
+    r = runner.invoke(cli, ["score", str(trained.model), "-", "-j", "1", "-o", str(out3)],
+                      input="".join(f"{p}\n" for p in wavs))  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    side = json.loads(sidecar_path(out3).read_text())
+    assert side["scores"]["rows"] == 3 == len(read_scores(out3)) and side["input"]["kind"] == "stdin"
+    assert side["input"]["files"] == 3
+
+    # stdout: no sidecar anywhere
+    monkeypatch.chdir(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store)])
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 13
+    assert set(tmp_path.rglob("*")) == before
+
+    # a rewrite that records no provenance drops the sidecar that described the old content
+    from dfdet.scores import write_scores
+
+    write_scores(out, read_scores(out).subset(np.arange(12) < 5))
+    assert len(read_scores(out)) == 5 and not sidecar_path(out).exists()
+
+
+def test_failed_sidecar_leaves_neither_file(runner, trained, tmp_path, monkeypatch):
+    """The sidecar cannot be built, or cannot be committed after the score file: neither new file remains."""
+    import dfdet.atomic
+    import dfdet.scoring
+
+    out = tmp_path / "s.tsv"
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(dfdet.scoring, "score_provenance", broken)
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store), "-o", str(out)])
+    assert r.exit_code == 1 and "disk full" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    real_replace = os.replace
+    committed = []
+
+    def fail_sidecar(src, dst):
+        if str(dst).endswith(".prov.json"):
+            raise OSError("disk full")
+        committed.append(os.path.basename(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(dfdet.atomic.os, "replace", fail_sidecar)
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store), "-o", str(out)])
+    monkeypatch.undo()
+    assert r.exit_code == 1 and "disk full" in r.stderr
+    assert committed == ["s.tsv"]  # the score file did commit first ...
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # ... and was taken back; no temp files left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from dfdet.attacks import load_diff_detector
-from dfdet.degrade import CONDITIONS, apply, degradation_report, resolve_conditions
-from dfdet.errors import UsageError
+from dfdet.degrade import CONDITIONS, apply, degradation_report, file_results, resolve_conditions
+from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.features import get_recipe, recipe_hash
 from dfdet.inputs import Utterance
 from tests.conftest import speechlike
@@ -140,3 +141,91 @@ def test_report_covers_every_condition_with_finite_scores(tmp_path: Path) -> Non
     clean = rep["conditions"][0]
     assert clean["flip_rate_vs_clean"] == 0.0 and clean["mean_score_shift"] == 0.0
     assert not rep["failures"]
+
+
+# -j: the same numbers from a pool (seeds per file and condition, not a shared stream), failures as before.
+POOL_CONDITIONS = "white_snr10,pink_snr5,bandlimit_8k,trim_0.5s"
+
+
+def pool_inputs(root: Path) -> list[Utterance]:
+    """4 labelled clips plus a 0.3 s clip that 'trim_0.5s' empties (a per-condition failure in the middle)."""
+    utts = labelled_clips(root)
+    short = root / "short.wav"
+    sf.write(short, speechlike(SR, 0.3, seed=9), SR)
+    return [*utts[:2], Utterance(utt_id="short", path=str(short), label=0), *utts[2:]]
+
+
+def test_pool_gives_bit_identical_features(tmp_path: Path) -> None:
+    rec = get_recipe("seed154")
+    conds = resolve_conditions(POOL_CONDITIONS)
+    paths = [u.path for u in pool_inputs(tmp_path / "audio")]
+    with file_results(rec, conds, paths, seed=7, jobs=1) as it:
+        serial = list(it)
+    with file_results(rec, conds, paths, seed=7, jobs=2, start_method="fork") as it:
+        pooled = list(it)
+    assert len(serial) == len(pooled) == 5
+    for (s1, (good1, F1), fail1), (s2, (good2, F2), fail2) in zip(serial, pooled, strict=True):
+        assert s1 == s2 == "ok" and good1 == good2 and fail1 == fail2
+        assert F1.dtype == np.float32 and np.array_equal(F1, F2)
+    trim = [d.name for d in conds].index("trim_0.5s")
+    assert serial[2][2] == [(trim, "trim_0.5s: ValueError: no samples left")] and trim not in serial[2][1][0]
+    clean, white = serial[0][1][1][0], serial[0][1][1][1]
+    assert not np.array_equal(clean, white)  # the noise reached the features
+
+
+def test_report_is_the_same_for_any_jobs(tmp_path: Path) -> None:
+    det = load_diff_detector(seed154_model(tmp_path / "m.pt"))
+    utts = pool_inputs(tmp_path / "audio")
+    conds = resolve_conditions(POOL_CONDITIONS)
+    reps = [degradation_report(det, utts, conds, seed=3, jobs=j, start_method="fork") for j in (1, 2)]
+    assert json.dumps(reps[0], sort_keys=True) == json.dumps(reps[1], sort_keys=True)
+    trim = next(r for r in reps[0]["conditions"] if r["condition"] == "trim_0.5s")
+    assert trim["n_failed"] == 1 and trim["n_scored"] == 4
+    assert [f["utt_id"] for f in reps[0]["failures"]] == ["short"]
+
+
+def test_skip_bad_with_jobs(tmp_path: Path) -> None:
+    det = load_diff_detector(seed154_model(tmp_path / "m.pt"))
+    utts = labelled_clips(tmp_path / "audio", n=1)
+    broken = tmp_path / "audio" / "broken.wav"
+    broken.write_bytes(b"not audio at all")
+    utts.insert(1, Utterance(utt_id="broken", path=str(broken), label=1))
+    conds = resolve_conditions("gain_-20db")
+    messages = []
+    for j in (1, 2):
+        with pytest.raises(InputError) as err:
+            degradation_report(det, utts, conds, jobs=j, start_method="fork")
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "broken.wav" in messages[0]
+    warned: list[list[str]] = [[], []]
+    reps = [
+        degradation_report(det, utts, conds, skip_bad=True, warn=warned[j - 1].append, jobs=j, start_method="fork")
+        for j in (1, 2)
+    ]
+    assert json.dumps(reps[0], sort_keys=True) == json.dumps(reps[1], sort_keys=True)
+    assert warned[0] == warned[1] and len(warned[0]) == 1 and "broken.wav" in warned[0][0]
+    assert reps[1]["inputs"] == 3 and reps[1]["inputs_scored"] == 2
+    assert [f["utt_id"] for f in reps[1]["failures"]] == ["broken"]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [InputError("x.wav", "too short for the recipe", "pass --skip-bad"), DfdetError("boom", "fix it"), KeyError("k")],
+)
+def test_worker_errors_reach_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
+    """An exception in a worker is raised in the parent with its message (InputError does not unpickle: it would
+    otherwise kill the pool's result thread and hang the run)."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs fork to patch the workers")
+
+    def fail(*args: object) -> None:
+        raise exc
+
+    monkeypatch.setattr("dfdet.degrade.featurize_clips", fail)
+    paths = [u.path for u in labelled_clips(tmp_path / "audio", n=1)]
+    rec, conds = get_recipe("seed154"), resolve_conditions("gain_-20db")
+    with pytest.raises(type(exc)) as err, file_results(rec, conds, paths, jobs=2, start_method="fork") as it:
+        list(it)
+    assert str(err.value) == str(exc)

@@ -500,3 +500,47 @@ def test_training_variant_from_the_training_configuration(tmp_path):
     assert variant({"optimizer": "sam"}) == "sam"
     assert variant({"optimizer": "adamw", "adversarial": {"method": "fgsm", "eps": 0.1}}) == "adversarial"
     assert variant({"optimizer": "adamw", "adversarial": None}) == "plain"
+
+
+def test_score_file_matched_to_its_model_by_the_sidecar(runner, study, tmp_path):
+    """`dfdet score -o` records the detector's content hash beside the score file; the report matches the file to
+    that model even when the name mentions no model, or the wrong one, and falls back to the name otherwise."""
+    import shutil
+
+    from dfdet.cli import cli
+    from dfdet.report.artifacts import SIDECAR_KIND, collect, detect_artifact, match_model
+    from dfdet.scores import sidecar_path
+    from dfdet.store import write_features
+
+    store = tmp_path / "eval.h5"
+    write_features(store, make_fs(40, 7, "eval.h5"))
+    scores = tmp_path / "scores"
+    for model, out in (("adam", "adam_run.tsv"), ("adam", "sgd.eval.tsv"), ("sgd", "sgd.stale.tsv")):
+        r = runner.invoke(cli, ["score", str(study / "models" / f"{model}.pt"), str(store), "-o", str(scores / out)])
+        assert r.exit_code == 0, r.stderr
+    # renamed together with its sidecar: the name no longer says which model
+    (scores / "adam_run.tsv").rename(scores / "eval_scores.tsv")
+    sidecar_path(scores / "adam_run.tsv").rename(sidecar_path(scores / "eval_scores.tsv"))
+    # a sidecar that describes other content (adam's, beside sgd's scores) is ignored: matched by name
+    shutil.copy(sidecar_path(scores / "eval_scores.tsv"), sidecar_path(scores / "sgd.stale.tsv"))
+    # the same scores without a sidecar: nothing in the name to match
+    (tmp_path / "bare").mkdir()
+    shutil.copy(scores / "eval_scores.tsv", tmp_path / "bare" / "eval_scores.tsv")
+
+    assert detect_artifact(sidecar_path(scores / "eval_scores.tsv")) == SIDECAR_KIND
+    found = collect([study / "models", scores, tmp_path / "bare"])
+    assert len(found.models) == 4 and not any(a.path.name.endswith(".prov.json") for a in found.items)
+    assert found.skipped == []  # every sidecar went with its score file
+    arts = {(a.path.parent.name, a.path.name): a for a in found.scores}
+    renamed = arts["scores", "eval_scores.tsv"]
+    assert (renamed.model, renamed.model_source) == ("adam", "sidecar")
+    assert renamed.doc["provenance"]["command"] == "score"  # attached: the provenance section shows how it was made
+    assert match_model(arts["scores", "sgd.eval.tsv"], found.models) == "adam"  # content beats the name
+    stale = arts["scores", "sgd.stale.tsv"]
+    assert (stale.model, stale.model_source) == ("sgd", "name") and stale.doc == {}
+    assert "does not describe this file" in stale.notes[0]
+    assert match_model(arts["bare", "eval_scores.tsv"], found.models) == ""
+
+    # a sidecar named without its score file is listed as ignored, not mistaken for a JSON artifact
+    lone = collect([study / "models", sidecar_path(scores / "eval_scores.tsv")])
+    assert lone.scores == [] and lone.skipped[0][0].endswith("eval_scores.tsv.prov.json")

@@ -146,25 +146,28 @@ def test_wrong_recipe_refused_naming_both_hashes(trained, tmp_path):
 
 
 def test_calibrated_detector_matches_calibration_module(trained, tmp_path):
+    from dfdet.artifact import load_model
     from dfdet.calibration import apply_calibration, load_calibration
-    from dfdet.fusion import score_detector
     from dfdet.scoring import load_detector, score_store
     from dfdet.store import load_features
 
     cal = make_calibration(trained, tmp_path / "cal" / "cal.json", detector=trained.model)
+    doc = load_calibration(cal)
     fs = load_features(trained.store)
     det = load_detector(cal)
     assert det.kind == "calibrated detector" and det.scale == "calibrated natural-log LLR"
-    assert det.threshold == load_calibration(cal)["threshold"]["value"]
+    assert det.threshold == doc["threshold"]["value"]
     out = det.score_features(fs.X)
-    expected, dec, kind = score_detector(cal, fs)  # the calibration/fusion modules' own path
-    assert kind == "calibrated detector"
+    # the model artifact's own scores through the calibration module's own apply function
+    expected, dec = apply_calibration(doc, load_model(trained.model).scores(fs.X))
     np.testing.assert_allclose(out["score"], expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(out["decision"], dec)
-    # the raw member score is the uncalibrated model score
+    # the raw member score is the uncalibrated model score, and the final score its logistic calibration, both by hand
     raw = linear_scores(trained.model, fs.X)
     np.testing.assert_allclose(out["members"]["adamw"], raw, atol=1e-5)
-    np.testing.assert_allclose(apply_calibration(load_calibration(cal), out["members"]["adamw"])[0], out["score"])
+    assert doc["method"] == "logistic"
+    a, b = doc["params"]["a"], doc["params"]["b"]
+    np.testing.assert_allclose(out["score"], a * raw + b, atol=1e-5 * max(1.0, abs(a)))
     # a calibration without a detector applies on top of a model given separately (score --calibration)
     bare = make_calibration(trained, tmp_path / "bare.json", detector=None)
     with pytest.raises(InputError, match="names no detector"):
@@ -176,19 +179,32 @@ def test_calibrated_detector_matches_calibration_module(trained, tmp_path):
 
 
 def test_ensemble_matches_fusion_module(trained, tmp_path):
-    from dfdet.fusion import score_detector
+    from dfdet.artifact import load_model
+    from dfdet.fusion import apply_ensemble, load_ensemble
     from dfdet.scoring import load_detector
     from dfdet.store import load_features
 
     ens = make_ensemble(trained, tmp_path / "ens" / "e.json")
+    doc = load_ensemble(ens)
     fs = load_features(trained.store)
     det = load_detector(ens)
     assert det.kind == "ensemble" and det.member_names == ["adamw", "sgd"]
+    assert det.threshold == doc["threshold"]["value"] and det.scale == "calibrated natural-log LLR"
     out = det.score_features(fs)
-    expected, dec, _ = score_detector(ens, fs)
+    # the model artifacts' own scores, in the JSON's member order, through the fusion module's own apply function
+    S = np.column_stack([load_model(p).scores(fs.X) for p in (trained.model, trained.model2)])
+    expected, dec = apply_ensemble(doc, S)
     np.testing.assert_allclose(out["score"], expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(out["decision"], dec)
-    np.testing.assert_allclose(out["members"]["sgd"], linear_scores(trained.model2, fs.X), atol=1e-5)
+    # by hand from the JSON: members' hand-computed scores, z-normalised, weighted, then the logistic calibration
+    raw = np.column_stack([linear_scores(trained.model, fs.X), linear_scores(trained.model2, fs.X)])
+    np.testing.assert_allclose(out["members"]["adamw"], raw[:, 0], atol=1e-5)
+    np.testing.assert_allclose(out["members"]["sgd"], raw[:, 1], atol=1e-5)
+    f, c = doc["fuser"], doc["calibration"]
+    assert c["method"] == "logistic"
+    fused = ((raw - np.asarray(f["z_mean"])) / np.asarray(f["z_std"])) @ np.asarray(f["weights"]) + f["intercept"]
+    gain = abs(c["params"]["a"]) * float(np.sum(np.abs(f["weights"]) / np.asarray(f["z_std"])))
+    np.testing.assert_allclose(out["score"], c["params"]["a"] * fused + c["params"]["b"], atol=1e-5 * max(1.0, gain))
 
 
 def test_ensemble_members_must_share_the_recipe(trained, tmp_path):

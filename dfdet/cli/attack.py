@@ -7,6 +7,7 @@ import time
 import click
 
 from dfdet import console
+from dfdet.cli.options import jobs_option
 from dfdet.errors import DfdetError, PartialSuccess, UsageError
 
 
@@ -76,6 +77,7 @@ def _list_conditions(ctx: click.Context, param: click.Parameter, value: bool) ->
     help="degrade: list the conditions and exit.",
 )
 @click.option("--skip-bad", is_flag=True, help="degrade: continue past unreadable audio (listed; exit 3).")
+@jobs_option
 def attack(
     model: str,
     inputs: tuple[str, ...],
@@ -94,6 +96,7 @@ def attack(
     labels: str | None,
     conditions: str | None,
     skip_bad: bool,
+    jobs: int | None,
 ) -> None:
     """Attack MODEL (a model .pt, calibrated detector or ensemble JSON; ensembles are attacked through their fused
     score) and report how its decisions hold up.
@@ -108,7 +111,8 @@ def attack(
     detector's threshold, away from its current decision; per eps: accuracy at the threshold, EER, AUC and the
     decision flip rate (attack success), plus column lists for a plot (`curve`). degrade re-featurizes the audio
     under noise (white/pink at 20/10/5/0 dB SNR), 8 kHz band-limiting, OGG/MP3 re-encoding, gain changes and
-    trimming/padding, and reports EER/AUC/accuracy per condition. Scores are bona-fide-positive.
+    trimming/padding, and reports EER/AUC/accuracy per condition. Scores are bona-fide-positive. With -j N, N worker
+    processes decode, degrade and featurize the files (the same numbers for any N); the model scores in the parent.
     """
     settings = console.current_settings()
     t0 = time.perf_counter()
@@ -137,6 +141,10 @@ def attack(
             utts = resolve_utterances(list(inputs), labels=labels)
         if not utts:
             raise DfdetError("no audio inputs", "pass audio files, directories or list files")
+        from dfdet.featurize import available_cores
+
+        jobs = jobs or available_cores()
+        console.verbose(f"attack: degrade {len(utts)} file(s) under {len(conds)} condition(s); jobs {jobs}")
         if not any(u.label >= 0 for u in utts):
             console.warn("no labels: EER/AUC/accuracy need --labels FILE; only decision flips are reported")
         rep = degradation_report(
@@ -147,6 +155,7 @@ def attack(
             skip_bad=skip_bad,
             progress=lambda it: console.progress(it, total=len(utts), desc="degrade", unit="file"),
             warn=console.warn,
+            jobs=jobs,
         )
         rep["detector_description"] = det.description
         rep["provenance"] = provenance(
@@ -164,8 +173,8 @@ def attack(
             raise PartialSuccess(bad_inputs)
         return
 
-    if conditions or labels or skip_bad:
-        raise UsageError("--conditions/--labels/--skip-bad apply to --method degrade", "drop them for fgsm/pgd")
+    if conditions or labels or skip_bad or jobs is not None:
+        raise UsageError("--conditions/--labels/--skip-bad/--jobs apply to --method degrade", "drop them for fgsm/pgd")
     if len(inputs) != 1:
         raise UsageError(f"--method {method} takes one feature file, got {len(inputs)}", "dfdet attack MODEL FEATS")
     if method == "fgsm" and norm != "linf":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dfdet.cli.options import cost_options
+from dfdet.cli import options as opt
 
 METHODS = ("logistic", "isotonic", "temperature")
 
@@ -23,12 +23,14 @@ def _read_labelled(path: str, labels: str | None):
 
 def _detector_table(detector: str, on: str):
     """A score table of the detector's raw scores on labelled features."""
-    from dfdet.fusion import score_detector
     from dfdet.scores import ScoreTable
+    from dfdet.scoring import load_detector
     from dfdet.store import load_features
 
     fs = load_features(on)
-    raw, _, _ = score_detector(detector, fs)
+    det = load_detector(detector)
+    det.check_features(fs)
+    raw = det.score_features(fs.X)["score"]
     return ScoreTable(fs.utt_id, raw, label=fs.y, source=f"{Path(detector).name} on {Path(on).name}")
 
 
@@ -49,31 +51,19 @@ def _summary(doc: dict, source: str) -> list[str]:
 
 @click.command("calibrate", context_settings={"max_content_width": 110})
 @click.argument("scores", type=click.Path(dir_okay=False, allow_dash=True), required=False)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default=None,
-    help="Calibration JSON to write (fitting), or score file to write with --apply (default stdout).",
-)
-@click.option(
-    "--method",
-    type=click.Choice(METHODS),
-    default="logistic",
-    show_default=True,
-    help="logistic: prior-weighted logistic regression, llr = a*score + b (BOSARIS); isotonic: PAV, "
+@opt.fit_output_option("Calibration JSON to write (fitting), or score file to write with --apply (default stdout).")
+@opt.method_option(
+    METHODS,
+    "logistic",
+    "logistic: prior-weighted logistic regression, llr = a*score + b (BOSARIS); isotonic: PAV, "
     "monotone; temperature: llr = a*score.",
 )
-@click.option(
-    "--threshold",
-    "policy",
-    default="bayes",
-    show_default=True,
-    metavar="POLICY",
-    help="bayes (-ln beta from --p-spoof/--c-miss/--c-fa), eer, youden, max-accuracy, or fpr=X (at most a "
+@opt.threshold_policy_option(
+    "bayes",
+    "bayes (-ln beta from --p-spoof/--c-miss/--c-fa), eer, youden, max-accuracy, or fpr=X (at most a "
     "fraction X of spoof accepted on the fitting data). Chosen on the calibrated LLRs.",
 )
-@cost_options
+@opt.cost_options
 @click.option(
     "--fit-prior",
     type=float,
@@ -81,13 +71,7 @@ def _summary(doc: dict, source: str) -> list[str]:
     show_default=True,
     help="Effective prior of bona fide used to weight the classes while fitting (0.5 = balanced).",
 )
-@click.option(
-    "--labels",
-    "labels",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Key/protocol file supplying labels the score file lacks (joined by utt_id).",
-)
+@opt.key_labels_option("Key/protocol file supplying labels the score file lacks (joined by utt_id).")
 @click.option(
     "--detector",
     type=click.Path(exists=True, dir_okay=False),
@@ -95,21 +79,10 @@ def _summary(doc: dict, source: str) -> list[str]:
     help="Model (or ensemble) that produced the scores: recorded relative to the JSON, which then acts as "
     "a calibrated detector for `dfdet score`.",
 )
-@click.option(
-    "--on",
-    "on",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    metavar="FEATURES",
-    help="Fit on the --detector's scores of these labelled features (HDF5/.npz) instead of a score file.",
+@opt.on_features_option(
+    "Fit on the --detector's scores of these labelled features (HDF5/.npz) instead of a score file."
 )
-@click.option(
-    "--apply",
-    "apply_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Apply this calibration JSON to SCORES instead of fitting.",
-)
+@opt.apply_option("Apply this calibration JSON to SCORES instead of fitting.")
 @click.option(
     "--posterior-prior",
     type=float,
@@ -118,15 +91,8 @@ def _summary(doc: dict, source: str) -> list[str]:
     help="With --apply: spoof prior for the p_spoof column, p_spoof = sigmoid(-(llr + ln((1-P)/P))); "
     "0.5 gives sigmoid(-llr).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["tsv", "asvspoof", "asvspoof2019"]),
-    default="tsv",
-    show_default=True,
-    help="With --apply: output format.",
-)
-@click.option("--json", "as_json", is_flag=True, help="When fitting: also print the calibration document on stdout.")
+@opt.score_format_option("With --apply: output format.")
+@opt.json_flag("When fitting: also print the calibration document on stdout.")
 def calibrate(
     scores,
     output,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dfdet.cli.options import cost_options
+from dfdet.cli import options as opt
 
 METHODS = ("auc2", "mean", "logistic")
 CALIBRATIONS = ("logistic", "isotonic", "temperature", "none")
@@ -78,28 +78,13 @@ def _print_report(doc: dict) -> None:
     help="A trained model as a member, scored on the labelled features of --on. Repeatable; model members "
     "come after the --scores members.",
 )
-@click.option(
-    "--on",
-    "on",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    metavar="FEATURES",
-    help="Feature store (HDF5/.npz) the --model members are scored on (labelled when fitting).",
-)
+@opt.on_features_option("Feature store (HDF5/.npz) the --model members are scored on (labelled when fitting).")
 @click.option("--names", default=None, help="Comma-separated member names (default: the score files' stems).")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True),
-    default=None,
-    help="Ensemble JSON to write (fitting), or fused score file with --apply (default stdout).",
-)
-@click.option(
-    "--method",
-    type=click.Choice(METHODS),
-    default="auc2",
-    show_default=True,
-    help="auc2: flip members with AUC < 0.5, weight by AUC^2 (the study's rule); mean: mean of z-scores; "
+@opt.fit_output_option("Ensemble JSON to write (fitting), or fused score file with --apply (default stdout).")
+@opt.method_option(
+    METHODS,
+    "auc2",
+    "auc2: flip members with AUC < 0.5, weight by AUC^2 (the study's rule); mean: mean of z-scores; "
     "logistic: logistic-regression fusion (C = 1.0).",
 )
 @click.option(
@@ -125,35 +110,19 @@ def _print_report(doc: dict) -> None:
     show_default=True,
     help="Calibrate the fused score to an LLR (fitted on the same rows as the fusion).",
 )
-@click.option(
-    "--threshold",
-    "policy",
-    default="eer",
-    show_default=True,
-    metavar="POLICY",
-    help="eer, youden, max-accuracy, fpr=X, or bayes (needs calibration), on the final score.",
+@opt.threshold_policy_option(
+    "eer", "eer, youden, max-accuracy, fpr=X, or bayes (needs calibration), on the final score."
 )
-@cost_options
-@click.option(
-    "--labels",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Key/protocol file supplying labels the score files lack (joined by utt_id).",
-)
+@opt.cost_options
+@opt.key_labels_option("Key/protocol file supplying labels the score files lack (joined by utt_id).")
 @click.option(
     "--oof-scores",
     type=click.Path(dir_okay=False),
     default=None,
     help="Also write the out-of-fold fused scores (with fold-fitted decisions) as a score file.",
 )
-@click.option(
-    "--apply",
-    "apply_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Apply this ensemble JSON to the --scores files (in the JSON's member order, or by --names).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report (the ensemble document) as JSON on stdout.")
+@opt.apply_option("Apply this ensemble JSON to the --scores files (in the JSON's member order, or by --names).")
+@opt.json_flag("Print the report (the ensemble document) as JSON on stdout.")
 def ensemble(
     score_files,
     model_files,

@@ -77,11 +77,13 @@ def landscape(
 
     from dfdet.artifact import load_model
     from dfdet.console import info, verbose
+    from dfdet.heap import keep_large_buffers
     from dfdet.jsonio import write_json
     from dfdet.landscape import measure_landscape, parse_grid
     from dfdet.provenance import file_hash, provenance
     from dfdet.store import load_features
 
+    keep_large_buffers()  # full-data Hessian-vector products reuse large buffers: keep them mapped
     settings = current_settings()
     t0 = time.perf_counter()
     config = {

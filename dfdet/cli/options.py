@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import click
@@ -75,3 +75,52 @@ def cost_options(f: F) -> F:
     ):
         f = opt(f)
     return f
+
+
+# ------------------------------------------------------------------ fit-or-apply commands (calibrate, ensemble)
+# Same option, same shape in every command; the help says what the option means for that command.
+def fit_output_option(help: str) -> Callable[[F], F]:
+    """-o/--output: the fitted JSON, or with --apply the output score file (default stdout)."""
+    return click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default=None, help=help)
+
+
+def method_option(choices: Sequence[str], default: str, help: str) -> Callable[[F], F]:
+    """--method: one of the command's registered methods."""
+    return click.option("--method", type=click.Choice(list(choices)), default=default, show_default=True, help=help)
+
+
+def threshold_policy_option(default: str, help: str) -> Callable[[F], F]:
+    """--threshold POLICY (parameter `policy`): how the decision threshold is chosen when fitting."""
+    return click.option("--threshold", "policy", default=default, show_default=True, metavar="POLICY", help=help)
+
+
+def key_labels_option(help: str) -> Callable[[F], F]:
+    """--labels KEYFILE: labels joined by utt_id onto score files that lack them."""
+    return click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None, help=help)
+
+
+def on_features_option(help: str) -> Callable[[F], F]:
+    """--on FEATURES: a feature store (HDF5/.npz) that detectors are scored on."""
+    return click.option(
+        "--on", "on", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FEATURES", help=help
+    )
+
+
+def apply_option(help: str) -> Callable[[F], F]:
+    """--apply FILE (parameter `apply_path`): apply a fitted JSON instead of fitting."""
+    return click.option("--apply", "apply_path", type=click.Path(exists=True, dir_okay=False), default=None, help=help)
+
+
+def json_flag(help: str) -> Callable[[F], F]:
+    """--json (parameter `as_json`): also print a JSON document on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+SCORE_FORMATS = ["tsv", "asvspoof", "asvspoof2019"]  # what `dfdet.scores.write_scores` writes for score files
+
+
+def score_format_option(help: str) -> Callable[[F], F]:
+    """--format (parameter `fmt`): the score file format written."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(SCORE_FORMATS), default="tsv", show_default=True, help=help
+    )

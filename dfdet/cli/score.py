@@ -61,6 +61,9 @@ def score(
     Bad audio stops the run (exit 1) unless --skip-bad: then each bad input is warned about, the rest is written,
     and the exit status is 3.
 
+    With -o FILE, FILE.prov.json is written beside it (detector kind, path and content hash, calibration, input,
+    rows, format, dfdet version and command); `dfdet report` matches score files to models by it. None for stdout.
+
     \b
     Examples:
       dfdet score model.pt wavs/ -o scores.tsv
@@ -75,7 +78,15 @@ def score(
     from dfdet.errors import DfdetError, PartialSuccess, UsageError
     from dfdet.featurize import available_cores
     from dfdet.scores import ScoreWriter, attach_keys, read_keys, write_scores
-    from dfdet.scoring import ScoreRun, is_store_path, load_detector, member_column, rows_to_table, score_store
+    from dfdet.scoring import (
+        ScoreRun,
+        is_store_path,
+        load_detector,
+        member_column,
+        rows_to_table,
+        score_provenance,
+        score_store,
+    )
 
     run = ScoreRun()
     if not inputs and labels is None:
@@ -94,6 +105,18 @@ def score(
         f"format {fmt}; members {members}; skip bad {skip_bad}; output {output}"
     )
 
+    def sidecar() -> dict:  # called as the score file commits, when the counts are final
+        return score_provenance(
+            detector,
+            det,
+            calibration=calibration,
+            labels=labels,
+            store=stores[0] if stores else None,
+            inputs=inputs,
+            audio_files=run.done + len(run.failures),
+            failures=run.failures,
+        )
+
     if stores:
         from dfdet.store import load_features
 
@@ -105,8 +128,8 @@ def score(
                 console.warn(f"{unlabelled} utterance(s) of {stores[0]} are not in {labels}")
         if fs.failures:
             console.info(f"note: {stores[0]} lists {len(fs.failures)} input(s) that failed featurization")
-        write_scores(output, table, fmt)
         run.done = len(table)
+        write_scores(output, table, fmt, provenance=sidecar)
     elif streaming:
         from dfdet.scoring import score_audio_stream, stdin_utterances
 
@@ -122,7 +145,7 @@ def score(
         columns += [member_column(n) for n in det.member_names] if members else []
         utts = stdin_utterances(sys.stdin, labelled, label_file=str(labels))  # CliRunner swaps sys.stdin in tests
         rows = score_audio_stream(det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures)  # warms up now
-        with ScoreWriter(output, columns, fmt) as writer:
+        with ScoreWriter(output, columns, fmt, provenance=sidecar) as writer:
             for row in rows:
                 writer.write(row.utt_id, row.score, **row.writer_kwargs(members, meta))
                 run.done += 1
@@ -153,7 +176,7 @@ def score(
         run.done = len(table)
         if run.done == 0:
             raise DfdetError("every input failed; nothing to write", "check the inputs (warnings above)")
-        write_scores(output, table, fmt)
+        write_scores(output, table, fmt, provenance=sidecar)
     run.finish()
     if output != "-":
         console.info(f"wrote {output}: {run.done} rows")

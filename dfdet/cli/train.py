@@ -122,9 +122,11 @@ def train(
     norms, per-epoch metrics). Same --seed and data give identical weights on CPU.
     """
     from dfdet.artifact import save_result
+    from dfdet.heap import keep_large_buffers
     from dfdet.store import load_features
     from dfdet.training import history_path_for, make_config, train_model, write_history
 
+    keep_large_buffers()  # a one-shot process: full-batch steps stop page-faulting their tensors afresh
     settings = console.current_settings()
     if val_path and val_split:
         raise UsageError("--val and --val-split both given", "use one: a validation file or a hold-out fraction")

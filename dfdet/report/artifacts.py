@@ -5,6 +5,10 @@ Kinds: `model` (.pt written by `dfdet train`, with its `.history.jsonl` beside i
 (`dfdet evaluate --json`), `explain`, `shortcuts`, `attack`, `degrade` (JSON documents), `features` (feature stores,
 listed for provenance only). JSON documents are recognised by their `kind` / `schema` key first, by their shape
 second, so a renamed file is still read correctly.
+
+A score file's provenance sidecar (`FILE.prov.json`, written by `dfdet score -o FILE`) is no report input of its own:
+it is read with its score file (as that artifact's `doc`, when its recorded hash matches the file) and matches the
+file to the model whose content hash it records.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 from dfdet.errors import DfdetError, InputError
 
 JSON_KINDS = ("calibration", "ensemble", "landscape", "evaluation", "explain", "shortcuts", "attack", "degrade")
+SIDECAR_KIND = "score-provenance"  # detect_artifact's answer for a score file's .prov.json (read with its file)
 SCORE_SUFFIXES = (".tsv", ".csv", ".txt", ".scores")
 STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")
 # Filename tokens that tag a score file's domain (the first one found wins); True = out of domain.
@@ -72,6 +77,7 @@ class Artifact:
     out_of_domain: bool | None = None
     domain_source: str = ""
     model: str = ""  # matched model name (scores, landscape, attack, explain)
+    model_source: str = ""  # how `model` was matched for scores: "sidecar" (content hash) or "name"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -164,10 +170,14 @@ def detect_artifact(path: str | os.PathLike) -> str | None:
     if suffix in STORE_SUFFIXES:
         return "features"
     if suffix == ".json":
+        from dfdet.scores import SIDECAR_SUFFIX, is_sidecar_doc
+
         try:
             doc = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            return None
+            return SIDECAR_KIND if name.endswith(SIDECAR_SUFFIX) else None
+        if is_sidecar_doc(doc) or name.endswith(SIDECAR_SUFFIX):
+            return SIDECAR_KIND
         return json_kind(doc)
     if suffix in SCORE_SUFFIXES and _looks_like_scores(p):
         return "scores"
@@ -241,9 +251,16 @@ def load_artifact(path: Path, kind: str) -> Artifact:
         name = path.name[: -len(".history.jsonl")]
         return Artifact("history", path, _file_hash(path), history=_read_history(path), name=name)
     if kind == "scores":
-        from dfdet.scores import read_scores
+        from dfdet.scores import read_scores, read_sidecar, sidecar_path
 
-        return Artifact("scores", path, _file_hash(path), table=read_scores(path), name=path.stem)
+        sha = _file_hash(path)
+        art = Artifact("scores", path, sha, table=read_scores(path), name=path.stem)
+        side = read_sidecar(path, sha)
+        if side is not None:
+            art.doc = side
+        elif sidecar_path(path).exists():
+            art.notes.append(f"{sidecar_path(path).name} does not describe this file (stale or unreadable); ignored")
+        return art
     if kind == "features":
         return Artifact("features", path, _file_hash(path), name=path.stem)
     try:
@@ -286,8 +303,12 @@ def collect(
     artifact (audio, logs) are ignored and listed in `Inputs.skipped`.
     """
     found = Inputs()
+    sidecars: list[Path] = []
     for path, explicit in walk_inputs(inputs):
         kind = detect_artifact(path)
+        if kind == SIDECAR_KIND:
+            sidecars.append(path)
+            continue
         if kind is None:
             if explicit:
                 err = InputError(
@@ -312,10 +333,13 @@ def collect(
             if warn:
                 warn(str(e))
     _attach_histories(found)
+    _skip_lone_sidecars(found, sidecars)
     _name_models(found)
     for art in found.scores:
         tag_domain(art, domains)
         art.model = match_model(art, found.models)
+        if art.model:
+            art.model_source = "sidecar" if sidecar_model(art, found.models) else "name"
     for art in found.items:
         if art.kind in ("landscape", "attack", "explain", "degrade") and not art.model:
             art.model = doc_model(art, found.models)
@@ -336,6 +360,16 @@ def _attach_histories(found: Inputs) -> None:
                 continue
         keep.append(art)
     found.items = keep
+
+
+def _skip_lone_sidecars(found: Inputs, sidecars: Sequence[Path]) -> None:
+    """A sidecar is read with its score file; one whose score file is not among the inputs is listed as ignored."""
+    from dfdet.scores import sidecar_path
+
+    have = {sidecar_path(a.path).resolve() for a in found.scores}
+    for p in sidecars:
+        if p.resolve() not in have:
+            found.skipped.append((str(p), "provenance sidecar whose score file is not among the inputs"))
 
 
 def _name_models(found: Inputs) -> None:
@@ -385,9 +419,33 @@ def _is_ood(name: str) -> bool | None:
     return None
 
 
+def sidecar_model(art: Artifact, models: Sequence[Artifact]) -> str:
+    """The model a score file's provenance sidecar names by content: the model whose file hash equals the recorded
+    detector hash, else (a calibrated detector over one model) the one member's hash ('' when no model matches, e.g.
+    for an ensemble, or when there is no sidecar)."""
+    from dfdet.scores import is_sidecar_doc
+
+    if art.kind != "scores" or not is_sidecar_doc(art.doc):
+        return ""
+    det = art.doc["detector"]
+    members = [m for m in det.get("members") or [] if isinstance(m, dict)]
+    wanted = [det.get("hash")] + ([members[0].get("hash")] if len(members) == 1 else [])
+    for h in wanted:
+        if not isinstance(h, str) or not h:
+            continue
+        hits = [m for m in models if m.sha256 == h]
+        if hits:
+            return hits[0].name  # identical copies of one model: any of them is the right answer
+    return ""
+
+
 def match_model(art: Artifact, models: Sequence[Artifact]) -> str:
-    """The model a score file came from: the longest model stem that is a token run of the score file's name or
-    of its parent directory ('' when none matches)."""
+    """The model a score file came from: the one its provenance sidecar records by content hash (sidecar_model);
+    else, by name, the longest model stem that is a token run of the score file's name or of its parent directory
+    ('' when none matches)."""
+    by_content = sidecar_model(art, models)
+    if by_content:
+        return by_content
     best = ""
     words = _tokens(art.path.stem)
     parent = _tokens(art.path.parent.name)
