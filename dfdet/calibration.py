@@ -620,6 +620,26 @@ def detector_path(doc: dict[str, Any], json_path: str | os.PathLike) -> Path | N
     return resolve_from_json(rec, json_path) if rec else None
 
 
+def applied_provenance(cal_path: str | os.PathLike, doc: dict[str, Any], scores: str | os.PathLike) -> dict[str, Any]:
+    """The sidecar fields of a score file made by applying the calibration `cal_path` (document `doc`) to the score
+    file `scores` (`-` = stdin): the calibration JSON as the detector (kind "calibration"), the input file and what
+    made it (from its own sidecar), and as members the models underneath: those of the input's sidecar, else the
+    model the calibration names (`--detector`). Over one model, a report matches the calibrated scores to it."""
+    from dfdet.scores import file_record, sidecar_fields, upstream_detector
+
+    hashes: dict[str, str | None] = {}
+    upstream = upstream_detector(scores, hashes)
+    if str(scores) == "-":
+        source: dict[str, Any] = {"kind": "stdin"}
+    else:
+        source = {"kind": "scores", **file_record(scores, hashes), "detector": upstream}
+    members = [m for m in (upstream or {}).get("members") or [] if isinstance(m, dict)]
+    named = detector_path(doc, cal_path)
+    if upstream is None and named is not None and named.suffix.lower() != ".json":  # a model (see scoring._load)
+        members = [{"name": named.stem, **file_record(named, hashes)}]
+    return sidecar_fields(cal_path, "calibration", members, source, command="calibrate --apply", hashes=hashes)
+
+
 def apply_calibration(cal: dict[str, Any] | Calibrator, scores: Any, threshold: float | None = None):
     """(llr, decision) for raw bona-fide-positive scores; decision int8 (0 bona fide, 1 spoof) at the file's
     threshold (or `threshold`), None when neither gives one."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import pickle
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -278,44 +277,11 @@ def _init_worker(recipe: Recipe, names: list[str], seed: int) -> None:
     _WORKER = (recipe, [CONDITIONS[n] for n in names], seed)  # names: the lambdas do not pickle (spawn)
 
 
-def _work(item: tuple[int, str]) -> tuple[str, Any, Any]:
-    """`degrade_one` in a pool worker; an exception comes back as data the parent re-raises.
-
-    Why: an exception that does not unpickle (InputError's constructor differs from its args) would break the pool's
-    result thread in the parent, and the run would hang instead of failing.
-    """
+def _work(item: tuple[int, str]) -> FileResult:
+    """`degrade_one` in a pool worker set up by `_init_worker`; errors pickle, so they reach the parent as raised."""
     assert _WORKER is not None
     recipe, conds, seed = _WORKER
-    try:
-        return degrade_one(recipe, conds, seed, item[0], item[1])
-    except Exception as e:  # noqa: BLE001 - re-raised in the parent by _unwrap
-        return "raise", _portable(e), []
-
-
-def _portable(e: Exception) -> tuple[str, Any]:
-    if isinstance(e, InputError):
-        return "input", (e.path, e.reason, e.fix)
-    if isinstance(e, DfdetError):
-        return "dfdet", (type(e).__name__, e.what, e.fix)
-    with contextlib.suppress(Exception):
-        if str(pickle.loads(pickle.dumps(e))) == str(e):
-            return "exc", e
-    return "dfdet", ("DfdetError", f"{type(e).__name__}: {e}", None)
-
-
-def _unwrap(result: tuple[str, Any, Any]) -> FileResult:
-    status, value, failed = result
-    if status != "raise":
-        return status, value, failed
-    kind, payload = value
-    if kind == "input":
-        raise InputError(*payload)
-    if kind == "exc":
-        raise payload
-    import dfdet.errors as errors
-
-    cls = getattr(errors, payload[0], DfdetError)
-    raise cls(payload[1], payload[2])
+    return degrade_one(recipe, conds, seed, *item)
 
 
 def _warm_up(recipe: Recipe, conds: Sequence[Degradation]) -> None:
@@ -339,31 +305,25 @@ def file_results(
     jobs: int = 1,
     start_method: str | None = None,
 ) -> Iterator[Iterator[FileResult]]:
-    """`degrade_one` of every path, in input order: in-process when jobs <= 1, else featurize's kind of pool.
+    """`degrade_one` of every path, in input order: in-process when jobs <= 1, else in featurize's pool.
 
-    One file per task (each is tens to hundreds of ms, so balance beats batching); the pool is terminated on errors
-    and interrupts, and workers ignore SIGINT, so Ctrl-C never hangs.
+    One file per task (each is tens to hundreds of ms, so balance beats batching).
     """
-    from dfdet.featurize import default_start_method, one_blas_thread
+    from dfdet.featurize import ordered_results
 
-    if jobs <= 1 or len(paths) <= 1:
-        with one_blas_thread():  # the workers' setting: identical sums for any -j
-            yield (degrade_one(recipe, conds, seed, i, p) for i, p in enumerate(paths))
-        return
-    import multiprocessing
-
-    method = start_method or default_start_method()
-    if method == "fork":
-        _warm_up(recipe, conds)
-    ctx = multiprocessing.get_context(method)
     names = [d.name for d in conds]
-    pool = ctx.Pool(min(jobs, len(paths)), initializer=_init_worker, initargs=(recipe, names, int(seed)))
-    try:
-        yield (_unwrap(r) for r in pool.imap(_work, list(enumerate(map(str, paths))), chunksize=1))
-        pool.close()
-        pool.join()
-    finally:
-        pool.terminate()  # no-op after a clean join
+    with ordered_results(
+        list(enumerate(map(str, paths))),
+        lambda item: degrade_one(recipe, conds, seed, *item),
+        _work,
+        _init_worker,
+        (recipe, names, int(seed)),
+        jobs,
+        start_method,
+        chunksize=1,
+        warm=lambda: _warm_up(recipe, conds),
+    ) as results:
+        yield results
 
 
 def degradation_report(

@@ -9,7 +9,25 @@ EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 
 
-class DfdetError(Exception):
+def _rebuild(cls: type[BaseException], args: tuple, state: dict) -> BaseException:
+    """Unpickle without calling `__init__`: `args` is what `BaseException` keeps, `state` the attributes."""
+    e = cls.__new__(cls, *args)  # sets e.args
+    e.__dict__.update(state)
+    return e
+
+
+class _Picklable(Exception):
+    """Pickles as (type, args, attributes), whatever the constructor's signature.
+
+    Why: default pickling calls `cls(*self.args)`; our constructors take other arguments (InputError(path, what,
+    fix)), so unpickling failed in a pool's result thread, which dies and leaves `imap` hanging.
+    """
+
+    def __reduce__(self) -> tuple:
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+class DfdetError(_Picklable):
     """An expected failure: printed as `dfdet CMD: error: WHAT (FIX)` without a traceback."""
 
     exit_code = EXIT_ERROR
@@ -38,7 +56,7 @@ class UsageError(DfdetError):
     exit_code = EXIT_USAGE
 
 
-class PartialSuccess(Exception):
+class PartialSuccess(_Picklable):
     """Raised by a command that finished but skipped inputs under --skip-bad (exit 3)."""
 
     def __init__(self, skipped: int) -> None:

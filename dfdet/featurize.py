@@ -10,14 +10,16 @@ and `merge_stores` of all N equals a single run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import pickle
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +30,8 @@ from dfdet.inputs import Utterance, check_unique_ids
 from dfdet.store import StoreWriter
 
 SKIP_FIX = "pass --skip-bad to continue past bad inputs"
+T = TypeVar("T")
+R = TypeVar("R")
 _BLAS_ENV = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -153,33 +157,79 @@ def warm_up(recipe: Recipe) -> None:
         recipe.extract(recipe.prepare(np.zeros(sr // 10), sr))
 
 
-@contextlib.contextmanager
-def result_stream(
-    recipe: Recipe, paths: list[str], jobs: int = 1, start_method: str | None = None
-) -> Iterator[Iterator[tuple[str, Any, float]]]:
-    """Iterator of `extract_one` results in input order: a process pool when jobs > 1, in-process otherwise.
+def _call(work: Callable[[T], R], item: T) -> R:
+    """`work(item)` in a pool worker; an exception that would not unpickle comes back as a DfdetError naming it.
 
-    The pool starts on entry (before any output file is opened) and is terminated on errors and interrupts.
+    Why: the parent unpickles a worker's exception in the pool's result thread; if that fails the thread dies and
+    `imap` waits forever instead of failing.
     """
-    if jobs <= 1 or len(paths) <= 1:
+    try:
+        return work(item)
+    except Exception as e:
+        try:
+            pickle.loads(pickle.dumps(e))
+        except Exception:  # any failure to round-trip: the parent could not receive it
+            raise DfdetError(f"{type(e).__name__}: {e}") from None
+        raise
+
+
+@contextlib.contextmanager
+def ordered_results(
+    items: Sequence[T],
+    serial: Callable[[T], R],
+    work: Callable[[T], R],
+    initializer: Callable[..., None],
+    initargs: tuple = (),
+    jobs: int = 1,
+    start_method: str | None = None,
+    chunksize: int | None = None,
+    warm: Callable[[], None] | None = None,
+) -> Iterator[Iterator[R]]:
+    """Results for `items` in input order: `serial` in-process when jobs <= 1, else `work` in a process pool.
+
+    The pool (of picklable `work` and `initializer`, which sets up each worker; `init_worker` or one that calls it,
+    so Ctrl-C is left to the parent) starts on entry, before any output file is opened, and is terminated on errors
+    and interrupts. Both paths run with one BLAS thread, so sums are identical for any -j. `warm` runs once before
+    forking so workers inherit its imports and tables; `chunksize` None picks one from the number of items.
+    """
+    if jobs <= 1 or len(items) <= 1:
         with one_blas_thread():
-            yield (extract_one(recipe, p) for p in paths)
+            yield (serial(x) for x in items)
         return
     import multiprocessing
 
     method = start_method or default_start_method()
-    if method == "fork":
-        warm_up(recipe)  # workers inherit imported libraries and the recipe's tables instead of each rebuilding them
+    if method == "fork" and warm is not None:
+        warm()
     ctx = multiprocessing.get_context(method)
-    workers = min(jobs, len(paths))
-    chunksize = max(1, min(32, len(paths) // (workers * 8)))
-    pool = ctx.Pool(workers, initializer=init_worker, initargs=(recipe,))
+    workers = min(jobs, len(items))
+    if chunksize is None:
+        chunksize = max(1, min(32, len(items) // (workers * 8)))
+    pool = ctx.Pool(workers, initializer=initializer, initargs=initargs)
     try:
-        yield pool.imap(work, paths, chunksize=chunksize)
+        yield pool.imap(functools.partial(_call, work), items, chunksize=chunksize)
         pool.close()
         pool.join()
     finally:
         pool.terminate()  # no-op after a clean join
+
+
+@contextlib.contextmanager
+def result_stream(
+    recipe: Recipe, paths: list[str], jobs: int = 1, start_method: str | None = None
+) -> Iterator[Iterator[tuple[str, Any, float]]]:
+    """Iterator of `extract_one` results for `paths` in input order (featurize and score share it)."""
+    with ordered_results(
+        paths,
+        functools.partial(extract_one, recipe),
+        work,
+        init_worker,
+        (recipe,),
+        jobs,
+        start_method,
+        warm=functools.partial(warm_up, recipe),
+    ) as results:
+        yield results
 
 
 def featurize(

@@ -605,17 +605,36 @@ def join_members(tables: Sequence[Any], sources: Sequence[str]) -> tuple[list[st
 
 
 # --------------------------------------------------------------------------------------------------- detectors
-def model_scores(model_path: str | os.PathLike, fs: Any) -> np.ndarray:
-    """Bona-fide-positive scores of a trained model on a FeatureSet (refuses features of another recipe)."""
-    from dfdet.artifact import load_model
-
-    det = load_model(model_path)
-    det.check_features(fs)
-    return det.scores(fs.X)
-
-
 def member_paths(doc: dict[str, Any], json_path: str | os.PathLike) -> list[Any]:
     """Each member's recorded file (model or score file) resolved against the ensemble JSON's directory."""
     from dfdet.calibration import resolve_from_json
 
     return [resolve_from_json(m.get("path") or m.get("file"), json_path) for m in doc["members"]]
+
+
+def applied_provenance(
+    ens_path: str | os.PathLike,
+    doc: dict[str, Any],
+    score_files: Sequence[str | os.PathLike],
+    features: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """The sidecar fields of a score file made by applying the ensemble `ens_path` (document `doc`): the JSON as the
+    detector (kind "ensemble"), one member per ensemble member in its order (a model: its file and hash; a score
+    file: the file given for it, its hash and what made it, from its own sidecar) and the inputs: `score_files`, one
+    per score-file member in the document's member order, and the feature store the model members scored."""
+    from dfdet.scores import file_record, sidecar_fields, upstream_detector
+
+    hashes: dict[str, str | None] = {}
+    given = iter(score_files)
+    members = []
+    for m, path in zip(doc["members"], member_paths(doc, ens_path), strict=True):
+        if m.get("kind") == "model":
+            members.append({"name": m.get("name"), "kind": "model", **file_record(path, hashes)})
+        else:
+            f = next(given)
+            rec = {"name": m.get("name"), "kind": "scores", **file_record(f, hashes)}
+            members.append({**rec, "detector": upstream_detector(f, hashes)})
+    store = file_record(features, hashes) if features is not None else None
+    files = [file_record(f, hashes) for f in score_files]
+    source = {"kind": "scores", "files": files, "features": store} if files else {"kind": "features", **(store or {})}
+    return sidecar_fields(ens_path, "ensemble", members, source, command="ensemble --apply", hashes=hashes)

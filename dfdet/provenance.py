@@ -58,6 +58,9 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "argv": list(sys.argv),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    torch = sys.modules.get("torch")
+    if torch is not None:  # float sums depend on it: the same seed reproduces bit for bit only at the same count
+        rec["torch_threads"] = torch.get_num_threads()
     rec.update(extra)
     return rec
 

@@ -41,12 +41,15 @@ __all__ = [
     "ScoreTable",
     "ScoreWriter",
     "attach_keys",
+    "file_record",
     "is_sidecar_doc",
     "read_keys",
     "read_scores",
     "read_sidecar",
     "score_to_p_spoof",
+    "sidecar_fields",
     "sidecar_path",
+    "upstream_detector",
     "write_scores",
 ]
 
@@ -477,6 +480,63 @@ def read_sidecar(score_path: str | os.PathLike, file_hash: str | None = None) ->
         except OSError:
             return None
     return doc if doc["scores"].get("hash") == file_hash else None
+
+
+def file_record(path: str | os.PathLike, hashes: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """`{"path", "hash"}` of a file a score file was made from (hash None for `-` or anything not a regular file).
+    `hashes`: a cache by absolute path shared between calls, so a file named twice (a model that is also its
+    detector's only member) is read once."""
+    from dfdet.provenance import file_hash
+
+    key = os.path.abspath(path)
+    cache = {} if hashes is None else hashes
+    if key not in cache:
+        cache[key] = file_hash(path) if str(path) != "-" and os.path.isfile(path) else None
+    return {"path": str(path), "hash": cache[key]}
+
+
+def sidecar_fields(
+    detector: str | os.PathLike,
+    kind: str,
+    members: Sequence[dict[str, Any]],
+    source: dict[str, Any],
+    *,
+    command: str,
+    calibration: str | os.PathLike | None = None,
+    labels: str | os.PathLike | None = None,
+    skipped: Sequence[dict[str, str]] = (),
+    hashes: dict[str, str | None] | None = None,
+) -> dict[str, Any]:
+    """The fields a command records in a score file's sidecar (`provenance=` of ScoreWriter / write_scores).
+
+    detector: the file that made the scores (model, calibration, ensemble), recorded with its content hash and
+    `kind`; members: the models inside it (`{"name", "path", "hash"}`, more keys allowed), so a report can match the
+    scores to a model by content (dfdet.report.artifacts.sidecar_model: the detector's hash, else the hash of a sole
+    member); source: what was scored (`{"kind": ...}`); calibration, labels: extra files applied (path + hash); the
+    inputs skipped; and the run's provenance under `command`.
+    """
+    from dfdet.provenance import provenance
+
+    def optional(path: str | os.PathLike | None) -> dict[str, Any] | None:
+        return file_record(path, hashes) if path is not None else None
+
+    return {
+        "detector": {**file_record(detector, hashes), "kind": kind, "members": [dict(m) for m in members]},
+        "calibration": optional(calibration),
+        "input": source,
+        "labels": optional(labels),
+        "skipped": [dict(f) for f in skipped],
+        "provenance": provenance(command=command),
+    }
+
+
+def upstream_detector(score_path: str | os.PathLike, hashes: dict[str, str | None] | None = None) -> dict | None:
+    """What made an input score file, from its own sidecar (None for stdin, or when it has no valid sidecar): the
+    recorded `detector` block (path, hash, kind, members)."""
+    if str(score_path) == "-":
+        return None
+    side = read_sidecar(score_path, file_record(score_path, hashes)["hash"])
+    return dict(side["detector"]) if side is not None else None
 
 
 @contextlib.contextmanager

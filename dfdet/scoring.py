@@ -793,32 +793,21 @@ def score_provenance(
     """The fields `score` records in a score file's `.prov.json` sidecar: the detector file (its kind, content hash
     and its member models' hashes, so a report can match scores to models by content rather than by file name), the
     calibration, the input (a feature store's hash, or how many audio files), labels, skipped inputs and the run."""
-    from dfdet.provenance import file_hash, input_files, provenance
+    from dfdet.scores import file_record, sidecar_fields
 
-    files = input_files(detector=detector, calibration=calibration, labels=labels)
-    hashes = {os.path.abspath(detector): files["detector"]["hash"]}
-
-    def hash_of(path: str) -> str | None:
-        key = os.path.abspath(path)
-        if key not in hashes:
-            hashes[key] = file_hash(path) if os.path.isfile(path) else None
-        return hashes[key]
-
-    members = [{"name": m.name, "path": m.path, "hash": hash_of(m.path)} for m in det.members]
+    hashes: dict[str, str | None] = {}
+    members = [{"name": m.name, **file_record(m.path, hashes)} for m in det.members]
     if store is not None:
-        source: dict[str, Any] = {"kind": "features", **input_files(features=store)["features"]}
+        source: dict[str, Any] = {"kind": "features", **file_record(store, hashes)}
     else:
         source = {"kind": "stdin" if tuple(inputs) == ("-",) else "audio", "files": audio_files}
         source["arguments"] = [str(a) for a in inputs]
-    return {
-        # the kind of the DETECTOR file: model, ensemble or calibrated detector (--calibration is recorded apart)
-        "detector": {**files["detector"], "kind": det.kind.split(" + ")[0], "members": members},
-        "calibration": files.get("calibration"),
-        "input": source,
-        "labels": files.get("labels"),
-        "skipped": [dict(f) for f in failures],
-        "provenance": provenance(command="score"),
-    }
+    # the kind of the DETECTOR file: model, ensemble or calibrated detector (--calibration is recorded apart)
+    kind = det.kind.split(" + ")[0]
+    return sidecar_fields(
+        detector, kind, members, source, command="score", calibration=calibration, labels=labels,
+        skipped=failures, hashes=hashes,
+    )  # fmt: skip
 
 
 def is_store_path(arg: str) -> bool:

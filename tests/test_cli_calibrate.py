@@ -174,3 +174,44 @@ def test_unknown_label_word_rejected(runner, tmp_path):
     f.write_text("utt_id\tscore\tlabel\na\t0.5\tbonafide\nb\t0.1\tmaybe\n")
     r = runner.invoke(cli, ["calibrate", str(f), "-o", str(tmp_path / "c.json")])
     assert r.exit_code == 1 and "unknown label 'maybe'" in r.stderr and "odd.tsv" in r.stderr
+
+
+def test_apply_writes_a_provenance_sidecar(runner, tmp_path, dev):
+    """`--apply -o FILE` records how FILE was made: the calibration JSON (hash), the input score file (hash) and the
+    models underneath (from the input's own sidecar, else the calibration's --detector); stdout gets none."""
+    from dfdet.provenance import file_hash
+    from dfdet.scores import read_sidecar, sidecar_path
+    from tests.test_cli_ensemble import make_models_and_store
+
+    cal = tmp_path / "cal.json"
+    assert runner.invoke(cli, ["calibrate", str(dev), "-o", str(cal)]).exit_code == 0
+    out = tmp_path / "dev.cal.tsv"
+    r = runner.invoke(cli, ["calibrate", "--apply", str(cal), str(dev), "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+    side = read_sidecar(out)  # None unless it describes this very file
+    assert side is not None and side["scores"]["rows"] == len(read_scores(out)) == 1200
+    det = side["detector"]
+    assert (det["kind"], det["path"], det["hash"], det["members"]) == ("calibration", str(cal), file_hash(cal), [])
+    assert side["input"] == {"kind": "scores", "path": str(dev), "hash": file_hash(dev), "detector": None}
+    assert side["provenance"]["command"] == "calibrate --apply"
+    r = runner.invoke(cli, ["calibrate", "--apply", str(cal), str(dev)])
+    assert r.exit_code == 0 and r.stdout.startswith("utt_id\t")
+    assert sorted(p.name for p in tmp_path.glob("*.prov.json")) == [sidecar_path(out).name]
+
+    # a calibration over one model: that model is the sole member, from the input's sidecar or the --detector
+    store, (good, _), _ = make_models_and_store(tmp_path / "m")
+    raw = tmp_path / "raw.tsv"
+    assert runner.invoke(cli, ["score", str(good), str(store), "-o", str(raw)]).exit_code == 0
+    cal2 = tmp_path / "cal2.json"
+    assert runner.invoke(cli, ["calibrate", str(raw), "-o", str(cal2), "--detector", str(good)]).exit_code == 0
+    model = {"name": "good", "path": str(good), "hash": file_hash(good)}
+    copy = tmp_path / "copy.tsv"  # no sidecar: the member comes from the calibration's --detector
+    copy.write_bytes(raw.read_bytes())
+    for src in (raw, copy):
+        out2 = tmp_path / f"{src.stem}.cal.tsv"
+        r = runner.invoke(cli, ["calibrate", "--apply", str(cal2), str(src), "-o", str(out2)])
+        assert r.exit_code == 0, r.stderr
+        side = read_sidecar(out2)
+        assert side["detector"]["hash"] == file_hash(cal2) and side["scores"]["rows"] == 240
+        assert [{k: m[k] for k in model} for m in side["detector"]["members"]] == [model]
+        assert (side["input"]["detector"] or {}).get("kind") == ("model" if src == raw else None)

@@ -304,3 +304,67 @@ def test_score_command_accepts_the_ensemble_json(runner, tmp_path):
     assert ta.utt_id == tb.utt_id
     np.testing.assert_array_equal(ta.score, tb.score)
     np.testing.assert_array_equal(ta.decision, tb.decision)
+
+
+def test_apply_writes_a_provenance_sidecar(runner, tmp_path, fitted):
+    """`--apply -o FILE` records the ensemble JSON (hash), every member and the inputs beside FILE; stdout: none."""
+    from dfdet.provenance import file_hash
+    from dfdet.scores import read_sidecar, sidecar_path
+
+    _, y, paths, ens, _ = fitted
+    out = tmp_path / "fused.tsv"
+    shuffled = [paths[2], paths[0], paths[1]]
+    r = runner.invoke(
+        cli, ["ensemble", "--apply", str(ens), *scores_args(shuffled), "--names", "rmsprop,adam,sgd", "-o", str(out)]
+    )
+    assert r.exit_code == 0, r.stderr
+    side = read_sidecar(out)
+    assert side is not None and side["scores"]["rows"] == len(read_scores(out)) == len(y)
+    det = side["detector"]
+    assert (det["kind"], det["path"], det["hash"]) == ("ensemble", str(ens), file_hash(ens))
+    assert [(m["name"], m["kind"], m["path"], m["hash"]) for m in det["members"]] == [
+        (p.stem, "scores", str(p), file_hash(p))
+        for p in paths  # in the ensemble's member order
+    ]
+    assert side["input"] == {
+        "kind": "scores",
+        "files": [{"path": str(p), "hash": file_hash(p)} for p in paths],
+        "features": None,
+    }
+    assert side["provenance"]["command"] == "ensemble --apply"
+    r = runner.invoke(cli, ["ensemble", "--apply", str(ens), *scores_args(paths)])
+    assert r.exit_code == 0 and r.stdout.startswith("utt_id\t")
+    assert [p.name for p in tmp_path.rglob("*.prov.json")] == [sidecar_path(out).name]
+
+
+def test_apply_with_model_members_records_the_models(runner, tmp_path):
+    from dfdet.provenance import file_hash
+    from dfdet.scores import read_sidecar
+
+    store, (good, inverted), y = make_models_and_store(tmp_path / "models")
+    ens = tmp_path / "e.json"
+    r = runner.invoke(
+        cli, ["ensemble", "--model", str(good), "--model", str(inverted), "--on", str(store), "-o", str(ens)]
+    )
+    assert r.exit_code == 0, r.stderr
+    out = tmp_path / "fused.tsv"
+    assert runner.invoke(cli, ["ensemble", "--apply", str(ens), "--on", str(store), "-o", str(out)]).exit_code == 0
+    side = read_sidecar(out)
+    assert side["detector"]["hash"] == file_hash(ens) and side["scores"]["rows"] == len(y)
+    assert [(m["name"], m["kind"], m["hash"]) for m in side["detector"]["members"]] == [
+        ("good", "model", file_hash(good)),
+        ("inverted", "model", file_hash(inverted)),
+    ]
+    assert side["input"] == {"kind": "features", "path": str(store), "hash": file_hash(store)}
+
+
+def test_model_member_must_be_a_model_file(runner, tmp_path):
+    """--model scores through dfdet.scoring.load_detector, which also reads detector JSONs: only model files are
+    members (an ensemble's members are loaded as models when it is scored)."""
+    store, (good, inverted), _ = make_models_and_store(tmp_path)
+    cal = tmp_path / "cal.json"
+    assert runner.invoke(cli, ["calibrate", "--detector", str(good), "--on", str(store), "-o", str(cal)]).exit_code == 0
+    r = runner.invoke(
+        cli, ["ensemble", "--model", str(cal), "--model", str(inverted), "--on", str(store), "-o", str(tmp_path / "e")]
+    )
+    assert r.exit_code == 1 and "is a calibrated detector, not a model file" in r.stderr

@@ -26,6 +26,7 @@ def test_train_writes_model_and_history_and_nothing_on_stdout(tmp_path, runner):
     assert "trained mlp/adamw" in r.stderr and "threshold" in r.stderr
     raw = torch.load(out, weights_only=True)
     assert raw["training"]["epochs"] == 2 and raw["training"]["batch_size"] == 16
+    assert raw["provenance"]["torch_threads"] == torch.get_num_threads()  # bit-for-bit reruns need the same count
     hist = [json.loads(line) for line in (tmp_path / "m.history.jsonl").read_text().splitlines()]
     assert {h["type"] for h in hist} == {"step", "epoch"}
     assert sum(h["type"] == "epoch" for h in hist) == 2

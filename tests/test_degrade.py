@@ -213,8 +213,8 @@ def test_skip_bad_with_jobs(tmp_path: Path) -> None:
     [InputError("x.wav", "too short for the recipe", "pass --skip-bad"), DfdetError("boom", "fix it"), KeyError("k")],
 )
 def test_worker_errors_reach_the_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exc: Exception) -> None:
-    """An exception in a worker is raised in the parent with its message (InputError does not unpickle: it would
-    otherwise kill the pool's result thread and hang the run)."""
+    """An exception in a worker is raised in the parent with its type and message (one that did not unpickle would
+    kill the pool's result thread and hang the run)."""
     import multiprocessing
 
     if "fork" not in multiprocessing.get_all_start_methods():

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dfdet.errors import InputError, UsageError
+from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.features import FeatureGroup, register_recipe
-from dfdet.featurize import featurize, parse_shard, shard_utterances
+from dfdet.featurize import featurize, init_worker, ordered_results, parse_shard, shard_utterances
 from dfdet.inputs import Utterance
 from dfdet.store import load_features, merge_stores
 from tests.conftest import speechlike
@@ -195,3 +195,28 @@ def test_seed154_jobs_invariance(tmp_path):
     a, b = load_features(tmp_path / "j1.h5"), load_features(tmp_path / "j2.h5")
     assert a.X.shape == (5, 154) and a.X.tobytes() == b.X.tobytes()
     assert a.recipe == "seed154" and a.groups[-1].stop == 154 and len(a.feature_names) == 154
+
+
+class TwoArgError(Exception):
+    """Its constructor differs from its args, so it does not unpickle (like InputError before it got __reduce__)."""
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+def square_or_fail(x: int) -> int:
+    if x == 3:
+        raise TwoArgError("x", "3")
+    return x * x
+
+
+def test_ordered_results_keeps_order_and_turns_an_unpicklable_error_into_a_dfdet_error():
+    """Such an error would kill the pool's result thread and hang `imap`; it arrives as a DfdetError naming it."""
+    items = [5, 1, 4, 2, 3, 0]
+    with ordered_results(items[:4], square_or_fail, square_or_fail, init_worker, (Toy3(),), jobs=2) as it:
+        assert list(it) == [25, 1, 16, 4]
+    with (
+        pytest.raises(DfdetError, match="^TwoArgError: x/3$"),
+        ordered_results(items, square_or_fail, square_or_fail, init_worker, (Toy3(),), jobs=2, chunksize=1) as it,
+    ):
+        list(it)

@@ -544,3 +544,38 @@ def test_score_file_matched_to_its_model_by_the_sidecar(runner, study, tmp_path)
     # a sidecar named without its score file is listed as ignored, not mistaken for a JSON artifact
     lone = collect([study / "models", sidecar_path(scores / "eval_scores.tsv")])
     assert lone.scores == [] and lone.skipped[0][0].endswith("eval_scores.tsv.prov.json")
+
+
+def test_calibrated_and_fused_score_files_match_by_their_sidecars(runner, study, tmp_path):
+    """`calibrate --apply` and `ensemble --apply` write sidecars too: scores calibrated over one model match that model
+    by content; fused scores of several models match none by content (and fall back to the name)."""
+    from dfdet.cli import cli
+    from dfdet.report.artifacts import collect
+    from dfdet.store import write_features
+
+    store = tmp_path / "eval.h5"
+    write_features(store, make_fs(40, 7, "eval.h5"))
+    raw, fits, out = tmp_path / "raw", tmp_path / "fits", tmp_path / "out"
+    for model in ("adam", "sgd"):
+        r = runner.invoke(
+            cli, ["score", str(study / "models" / f"{model}.pt"), str(store), "-o", str(raw / f"r_{model}.tsv")]
+        )
+        assert r.exit_code == 0, r.stderr
+    steps = [
+        ["calibrate", str(raw / "r_adam.tsv"), "-o", str(fits / "cal.json")],
+        ["calibrate", "--apply", str(fits / "cal.json"), str(raw / "r_adam.tsv"), "-o", str(out / "calibrated.tsv")],
+        ["ensemble", "--scores", str(raw / "r_adam.tsv"), "--scores", str(raw / "r_sgd.tsv"), "--cv", "2", "-o",
+         str(fits / "ens.json")],
+        ["ensemble", "--apply", str(fits / "ens.json"), "--scores", str(raw / "r_adam.tsv"), "--scores",
+         str(raw / "r_sgd.tsv"), "-o", str(out / "fused.tsv")],
+    ]  # fmt: skip
+    for argv in steps:
+        r = runner.invoke(cli, argv)
+        assert r.exit_code == 0, r.stderr
+    found = collect([study / "models", out])
+    arts = {a.path.name: a for a in found.scores}
+    assert found.skipped == []
+    cal = arts["calibrated.tsv"]
+    assert (cal.model, cal.model_source) == ("adam", "sidecar") and cal.doc["detector"]["kind"] == "calibration"
+    fused = arts["fused.tsv"]
+    assert (fused.model, fused.model_source) == ("", "") and fused.doc["detector"]["kind"] == "ensemble"

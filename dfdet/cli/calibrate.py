@@ -114,7 +114,8 @@ def calibrate(
 
     Scores are bona-fide-positive (higher = more likely genuine). A calibration maps them to natural-log likelihood
     ratios (LLR, bona fide vs spoof) and stores a decision threshold on that LLR. Fitting prints Cllr vs min Cllr,
-    ECE and the threshold on stderr.
+    ECE and the threshold on stderr. --apply -o FILE writes FILE.prov.json beside it (the calibration's and the
+    input's content hashes, the models under it), as `dfdet score -o` does.
 
     \b
       dfdet calibrate dev.tsv -o cal.json --threshold eer
@@ -204,7 +205,7 @@ def _apply(cal_path: str, scores: str, output: str, posterior_prior: float, fmt:
         extra=extra,
         source=table.source,
     )
-    write_scores(output, out, format=fmt)
+    write_scores(output, out, format=fmt, provenance=lambda: calibration.applied_provenance(cal_path, doc, scores))
     thr = doc["threshold"]
     n_spoof = int((decision == 1).sum())
     info(

@@ -146,7 +146,8 @@ def ensemble(
     """Fit a fusion of several detectors from their labelled score files, or --apply one.
 
     Scores are bona-fide-positive (higher = more likely genuine). By default the fused score is calibrated to a
-    natural-log LLR and the out-of-fold metrics (--cv 5) are printed on stderr: the honest estimate.
+    natural-log LLR and the out-of-fold metrics (--cv 5) are printed on stderr: the honest estimate. --apply -o FILE
+    writes FILE.prov.json beside it (the ensemble's, members' and inputs' content hashes), as `dfdet score -o` does.
 
     \b
       dfdet ensemble --scores adam.tsv --scores sgd.tsv -o ens.json --method auc2 --in-sample
@@ -229,7 +230,9 @@ def ensemble(
 def _load_members(score_files, model_files, on, labels):
     """Member score tables (score files, then models scored on the --on features) joined by utt_id."""
     from dfdet import fusion
+    from dfdet.errors import InputError
     from dfdet.scores import ScoreTable, attach_keys, read_keys, read_scores
+    from dfdet.scoring import load_detector
 
     tables = [read_scores(f) for f in score_files]
     if model_files:
@@ -239,7 +242,11 @@ def _load_members(score_files, model_files, on, labels):
         extra = {k: list(getattr(fs, k)) for k in ("speaker", "system", "domain") if any(getattr(fs, k))}
         path = list(fs.path) if any(fs.path) else None
         for m in model_files:
-            s = fusion.model_scores(m, fs)
+            det = load_detector(m)
+            if det.kind != "model":  # ensemble members are loaded as model files when the ensemble is scored
+                raise InputError(m, f"is a {det.kind}, not a model file", "pass a model .pt written by dfdet train")
+            det.check_features(fs)
+            s = det.score_features(fs)["score"]
             tables.append(ScoreTable(fs.utt_id, s, path=path, label=fs.y, extra=dict(extra), source=str(m)))
     if labels:
         keys = read_keys(labels)
@@ -304,7 +311,8 @@ def _apply(ens_path: str, score_files: list[str], on: str | None, names: list[st
         label=y,
         extra=extra,
     )
-    write_scores(output, out)
+    store = on if model_members else None
+    write_scores(output, out, provenance=lambda: fusion.applied_provenance(ens_path, doc, score_files, store))
     n_spoof = int((decision == 1).sum()) if decision is not None else 0
     info(
         f"fused {len(out)} utterance(s) with {doc['method']} from {ens_path}"

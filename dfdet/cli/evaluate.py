@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dfdet.cli.options import cost_options
+from dfdet.cli.options import cost_options, json_flag
 from dfdet.errors import UsageError
 
 _TABLE_COLUMNS = (
@@ -94,9 +94,7 @@ def _asv_rates(text: str | None) -> dict[str, float] | None:
 
 @click.command("evaluate")
 @click.argument("score_files", nargs=-1, required=True, metavar="SCORES...")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Write JSON (all metrics, settings, provenance) instead of a table."
-)
+@json_flag("Write JSON (all metrics, settings, provenance) instead of a table.")
 @click.option(
     "--by",
     default=None,

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from dfdet.cli.options import json_flag
+
 
 def _counts(d: dict[str, int], limit: int = 12) -> str:
     items = [f"{k} {v}" for k, v in d.items()]
@@ -43,7 +45,7 @@ def format_summary(s: dict[str, Any]) -> str:
 
 @click.command("info")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_flag("Print the summary as JSON.")
 def info(file: str, as_json: bool) -> None:
     """Summarise a feature store (HDF5 from `dfdet featurize`, or a study .npz) on stdout.
 

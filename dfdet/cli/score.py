@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dfdet.cli.options import jobs_option, label_options
+from dfdet.cli.options import jobs_option, label_options, score_format_option
 
 
 @click.command("score")
@@ -13,14 +13,9 @@ from dfdet.cli.options import jobs_option, label_options
 @click.option(
     "-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False), help="Score file (- = stdout)."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["tsv", "asvspoof", "asvspoof2019"]),
-    default="tsv",
-    show_default=True,
-    help="tsv: dfdet score file; asvspoof: `filename<TAB>cm-score` for the ASVspoof 5 evaluation package; "
-    "asvspoof2019: `utt_id system key score`.",
+@score_format_option(
+    "tsv: dfdet score file; asvspoof: `filename<TAB>cm-score` for the ASVspoof 5 evaluation package; "
+    "asvspoof2019: `utt_id system key score`."
 )
 @label_options
 @jobs_option

@@ -7,6 +7,7 @@ import json
 import click
 
 from dfdet import console
+from dfdet.cli.options import json_flag
 from dfdet.errors import UsageError
 
 
@@ -25,7 +26,7 @@ from dfdet.errors import UsageError
     "scikit-learn's order (the study's 80/20 split: --parts train=0.8,test=0.2 --seed 42).",
 )
 @click.option("--seed", type=int, default=None, help="Split seed (default: the root --seed, 42).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of the parts on stdout.")
+@json_flag("Print a JSON summary of the parts on stdout.")
 def split(
     feats: str,
     parts: str,

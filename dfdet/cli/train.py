@@ -8,6 +8,7 @@ import time
 import click
 
 from dfdet import console
+from dfdet.cli.options import json_flag
 from dfdet.errors import UsageError
 
 # Static so `dfdet --help` never imports torch; the registries in dfdet.models / dfdet.optimizers are the truth and
@@ -87,7 +88,7 @@ def _batch_size(ctx: click.Context, param: click.Parameter, value: str | None) -
     "--history", "history_path", type=click.Path(dir_okay=False), help="History JSONL (default MODEL.history.jsonl)."
 )
 @click.option("--no-history", is_flag=True, help="Do not write the history file.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@json_flag("Print a JSON summary on stdout.")
 def train(
     feats: str,
     output: str,
@@ -119,7 +120,8 @@ def train(
     restored) and the decision threshold: the validation EER operating point, stored in the model on the
     bona-fide-positive score scale (score = -spoof logit). The standardiser is fitted on the training rows only.
     Writes MODEL.pt (loadable with torch.load(weights_only=True)) and MODEL.history.jsonl (per-step loss and gradient
-    norms, per-epoch metrics). Same --seed and data give identical weights on CPU.
+    norms, per-epoch metrics). Same --seed, data and torch thread count (OMP_NUM_THREADS; recorded in the
+    provenance) give identical weights on CPU.
     """
     from dfdet.artifact import save_result
     from dfdet.heap import keep_large_buffers
