@@ -579,3 +579,27 @@ def test_calibrated_and_fused_score_files_match_by_their_sidecars(runner, study,
     assert (cal.model, cal.model_source) == ("adam", "sidecar") and cal.doc["detector"]["kind"] == "calibration"
     fused = arts["fused.tsv"]
     assert (fused.model, fused.model_source) == ("", "") and fused.doc["detector"]["kind"] == "ensemble"
+
+
+def test_scores_of_an_ensemble_name_that_ensemble_by_their_sidecar(runner, study, tmp_path):
+    """Two model ensembles fitted on different data: `dfdet score ENS.json -o` output named after neither is
+    attributed to the ensemble that made it (by the content hash in its sidecar), with that one's fitting data only."""
+    from dfdet.cli import cli
+    from dfdet.report import build_report
+    from dfdet.store import write_features
+
+    for name, seed in (("fit_a.h5", 11), ("fit_b.h5", 12), ("eval.h5", 13)):
+        write_features(tmp_path / name, make_fs(40, seed, name))
+    models = [a for m in ("sgd", "adam") for a in ("--model", str(study / "models" / f"{m}.pt"))]
+    for ens, fit in (("ens_a.json", "fit_a.h5"), ("ens_b.json", "fit_b.h5")):
+        r = runner.invoke(cli, ["ensemble", *models, "--on", str(tmp_path / fit), "-o", str(tmp_path / "ens" / ens)])
+        assert r.exit_code == 0, r.stderr
+    out = tmp_path / "scores" / "fused.tsv"
+    r = runner.invoke(cli, ["score", str(tmp_path / "ens" / "ens_b.json"), str(tmp_path / "eval.h5"), "-o", str(out)])
+    assert r.exit_code == 0, r.stderr
+
+    res = build_report([study / "models", tmp_path / "ens", out], tmp_path / "rep", title="t", n_boot=50)
+    rows = {row["name"]: row for row in res["summary"]["sections"]["evaluation"]["results"]}
+    fitted_on = rows["fused"]["fitted_on"]
+    assert fitted_on.startswith("ensemble ens_b.json fitted on") and "fit_b.h5" in fitted_on
+    assert "fit_a.h5" not in fitted_on

@@ -207,13 +207,20 @@ def _ids(art: Artifact) -> frozenset[str]:
 
 
 def identify_ensemble(inputs: Inputs, art: Artifact) -> Artifact | None:
-    """The ensemble JSON whose `--apply` output this score file is, found by recomputing it from the member score
-    files of the same utterances among the inputs (exact, whatever the file names)."""
+    """The ensemble JSON that made this score file: the one whose content hash its provenance sidecar records as the
+    detector (`dfdet score ENS.json`, `ensemble --apply`), else the one that recomputes it exactly from the member
+    score files of the same utterances among the inputs (whatever the file names)."""
     from dfdet import fusion
+    from dfdet.scores import is_sidecar_doc
 
     ensembles = inputs.of("ensemble")
     if not ensembles:
         return None
+    if is_sidecar_doc(art.doc):
+        recorded = art.doc["detector"].get("hash")
+        by_content = [e for e in ensembles if recorded and e.sha256 == recorded]
+        if by_content:
+            return by_content[0]
     ids = _ids(art)
     for ens in ensembles:
         members = ens.doc.get("members") or []
@@ -324,8 +331,14 @@ def _prepare_scores(ctx: Context, art: Artifact, fitting: dict[str, str], ens_id
         )
     elif ens_named:
         docs = ctx.inputs.of("ensemble")
-        srcs = ", ".join(sorted({s for d in docs for s in (d.doc.get("fitting_data") or {}).get("sources", [])}))
-        fitted_on = f"ensemble fitted on {srcs}" if srcs else "ensemble (fitting data: see Ensemble)"
+        sources = [(d.doc.get("fitting_data") or {}).get("sources") or ["?"] for d in docs]
+        each = [f"{d.path.name} fitted on {', '.join(src)}" for d, src in zip(docs, sources, strict=True)]
+        if len(each) == 1:
+            fitted_on = f"ensemble {each[0]}"
+        elif each:  # which one is unknown: no sidecar, and its scores recompute from no member files among the inputs
+            fitted_on = f"one of the ensembles {'; '.join(each)} (score with -o to record which)"
+        else:
+            fitted_on = "ensemble (fitting data: see Ensemble)"
     else:
         fitted_on = "unknown model (name the score file after its model)"
     if calibrated:
