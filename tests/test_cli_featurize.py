@@ -160,29 +160,35 @@ def test_skip_bad_exits_3_warns_once_each_and_info_lists_them(runner, tmp_path):
         assert f"  {f['path']}: {f['reason']}" in r.stdout
 
 
-LAUNCHER = """
-import sys, time
+def launcher(name: str, extract_body: str) -> str:
+    """A `dfdet` entry script with a one-feature recipe `name` whose extract() runs `extract_body` first."""
+    body = textwrap.indent(textwrap.dedent(extract_body).strip(), " " * 8)
+    return f"""
+import os, signal, sys, time
 import numpy as np
 from dfdet.features import FeatureGroup, register_recipe
 
-@register_recipe("slow1")
-class Slow:
-    name = "slow1"
+@register_recipe("{name}")
+class Recipe:
+    name = "{name}"
     sample_rate = 16000
     feature_names = ["mean"]
     groups = [FeatureGroup("m", 0, 1)]
     def config(self):
-        return {}
+        return {{}}
     def prepare(self, y, sr):
         return y
     def extract(self, y):
-        time.sleep(0.05)
+{body}
         return np.array([y.mean()])
 
 from dfdet.cli import main
 sys.argv[0] = "dfdet"
 main()
 """
+
+
+LAUNCHER = launcher("slow1", "time.sleep(0.05)")
 
 
 @pytest.mark.parametrize(("sig", "jobs"), [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
@@ -217,33 +223,17 @@ def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
     assert list(outdir.iterdir()) == []
 
 
-SWALLOWING_LAUNCHER = """
-import os, signal, sys
-import numpy as np
-from dfdet.features import FeatureGroup, register_recipe
-
-@register_recipe("swallow1")
-class Swallow:
-    name = "swallow1"
-    sample_rate = 16000
-    feature_names = ["mean"]
-    groups = [FeatureGroup("m", 0, 1)]
-    def config(self):
-        return {}
-    def prepare(self, y, sr):
-        return y
-    def extract(self, y):
-        if y.mean() > 0.035:  # the fifth clip: a SIGTERM whose KeyboardInterrupt is lost, as in a weakref callback
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-            except KeyboardInterrupt:
-                pass
-        return np.array([y.mean()])
-
-from dfdet.cli import main
-sys.argv[0] = "dfdet"
-main()
-"""
+# the fifth clip sends a SIGTERM whose KeyboardInterrupt is lost, as in a weakref callback
+SWALLOWING_LAUNCHER = launcher(
+    "swallow1",
+    """
+    if y.mean() > 0.035:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            pass
+    """,
+)
 
 
 def test_swallowed_sigterm_still_ends_the_run_interrupted_with_nothing_written(tmp_path):
