@@ -104,6 +104,16 @@ def test_apply_matches_the_formula_in_the_file(runner, tmp_path, fitted):
     assert r.exit_code == 0, r.stderr
     assert out2.read_text() == out.read_text()
 
+    # --format asvspoof: what the ASVspoof 5 evaluation package reads, the same scores
+    r = runner.invoke(cli, ["ensemble", "--apply", str(ens), *scores_args(paths), "--format", "asvspoof"])
+    assert r.exit_code == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert rows[0] == ["filename", "cm-score"]
+    assert [u for u, _ in rows[1:]] == t.utt_id
+    np.testing.assert_allclose([float(v) for _, v in rows[1:]], t.score, rtol=1e-6)
+    r = runner.invoke(cli, ["ensemble", *scores_args(paths), "--format", "asvspoof", "-o", str(tmp_path / "e.json")])
+    assert r.exit_code == 2 and "--format applies to --apply output only" in r.stderr
+
 
 def test_json_report_on_stdout_and_methods(runner, tmp_path):
     S, y = members(seed=3)

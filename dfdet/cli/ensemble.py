@@ -122,6 +122,7 @@ def _print_report(doc: dict) -> None:
     help="Also write the out-of-fold fused scores (with fold-fitted decisions) as a score file.",
 )
 @opt.apply_option("Apply this ensemble JSON to the --scores files (in the JSON's member order, or by --names).")
+@opt.score_format_option("With --apply: output format.")
 @opt.json_flag("Print the report (the ensemble document) as JSON on stdout.")
 def ensemble(
     score_files,
@@ -141,6 +142,7 @@ def ensemble(
     labels,
     oof_scores,
     apply_path,
+    fmt,
     as_json,
 ):
     """Fit a fusion of several detectors from their labelled score files, or --apply one.
@@ -170,8 +172,10 @@ def ensemble(
     if apply_path:
         if model_files:
             raise UsageError("--apply takes the model members from the ensemble JSON", "drop --model")
-        _apply(apply_path, list(score_files), on, name_list, output or "-")
+        _apply(apply_path, list(score_files), on, name_list, output or "-", fmt)
         return
+    if fmt != "tsv":
+        raise UsageError("--format applies to --apply output only", "drop --format, or add --apply ENS.json")
     if not score_files and not model_files:
         raise UsageError("no members given", "pass --scores FILE or --model MODEL once per member")
     if not output:
@@ -256,7 +260,9 @@ def _load_members(score_files, model_files, on, labels):
     return utt_ids, S, y, tables
 
 
-def _apply(ens_path: str, score_files: list[str], on: str | None, names: list[str] | None, output: str) -> None:
+def _apply(
+    ens_path: str, score_files: list[str], on: str | None, names: list[str] | None, output: str, fmt: str = "tsv"
+) -> None:
     from dfdet import calibration, fusion
     from dfdet.console import info
     from dfdet.errors import DfdetError
@@ -312,7 +318,9 @@ def _apply(ens_path: str, score_files: list[str], on: str | None, names: list[st
         extra=extra,
     )
     store = on if model_members else None
-    write_scores(output, out, provenance=lambda: fusion.applied_provenance(ens_path, doc, score_files, store))
+    write_scores(
+        output, out, format=fmt, provenance=lambda: fusion.applied_provenance(ens_path, doc, score_files, store)
+    )
     n_spoof = int((decision == 1).sum()) if decision is not None else 0
     info(
         f"fused {len(out)} utterance(s) with {doc['method']} from {ens_path}"
