@@ -211,7 +211,30 @@ def ordered_results(
         pool.close()
         pool.join()
     finally:
-        pool.terminate()  # no-op after a clean join
+        terminate_pool(pool)  # no-op after a clean join
+
+
+def terminate_pool(pool: Any, timeout: float = 10.0) -> bool:
+    """`pool.terminate()` that cannot hang the run; False if it had to be abandoned.
+
+    CPython's terminate kills the workers, then joins its task-handler thread, which still has to put a sentinel on
+    the result queue: if a killed worker died holding that queue's lock (mid-way through sending a result), the join
+    never returns (seen once in the test suite, after a strict-mode error stopped a `-j 2` run). So terminate runs in
+    a daemon thread; past `timeout` the workers are killed outright and the stuck handler thread is left behind.
+    """
+    import threading
+
+    workers = list(getattr(pool, "_pool", None) or [])  # taken first: terminate empties it (no public accessor)
+    t = threading.Thread(target=pool.terminate, name="dfdet-pool-terminate", daemon=True)
+    t.start()
+    t.join(timeout)
+    if not t.is_alive():
+        return True
+    for proc in workers:
+        with contextlib.suppress(Exception):
+            proc.kill()
+            proc.join(1.0)
+    return False
 
 
 @contextlib.contextmanager

@@ -752,7 +752,7 @@ def _score_audio(
         pool.close()
         pool.join()
     finally:
-        pool.terminate()
+        fz.terminate_pool(pool)  # bounded: a worker killed mid-send cannot hang the run
 
 
 def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str = "") -> ScoreTable:

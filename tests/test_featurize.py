@@ -220,3 +220,44 @@ def test_ordered_results_keeps_order_and_turns_an_unpicklable_error_into_a_dfdet
         ordered_results(items, square_or_fail, square_or_fail, init_worker, (Toy3(),), jobs=2, chunksize=1) as it,
     ):
         list(it)
+
+
+def _sleep_forever(_: int = 0) -> None:
+    import time
+
+    time.sleep(3600)
+
+
+def test_terminate_pool_gives_up_on_a_stuck_terminate_and_kills_the_workers():
+    """CPython's Pool.terminate can block forever on a lock a killed worker held; the run must still end. A pool
+    stand-in whose terminate blocks holds real busy worker processes; a real pool terminates normally."""
+    import multiprocessing
+    import threading
+
+    from dfdet.featurize import default_start_method, terminate_pool
+
+    ctx = multiprocessing.get_context(default_start_method())
+
+    class StuckPool:
+        def __init__(self) -> None:
+            self._pool = [ctx.Process(target=_sleep_forever, daemon=True) for _ in range(2)]
+            for p in self._pool:
+                p.start()
+            self.released = threading.Event()
+
+        def terminate(self) -> None:
+            self.released.wait()  # the hang: never returns until the test releases it
+
+    stuck = StuckPool()
+    try:
+        assert terminate_pool(stuck, timeout=0.5) is False
+        assert [p.exitcode for p in stuck._pool] == [-9, -9]  # killed outright, nothing left working
+    finally:
+        stuck.released.set()
+        for p in stuck._pool:
+            p.kill()
+    healthy = ctx.Pool(1, initializer=init_worker, initargs=(None,))
+    healthy.map_async(_sleep_forever, [0])
+    workers = list(healthy._pool)
+    assert terminate_pool(healthy, timeout=30) is True
+    assert not any(p.is_alive() for p in workers)
