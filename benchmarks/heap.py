@@ -55,6 +55,9 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = a.data
+        if data is not None and not data.exists():
+            print(f"{data} not found: using a synthetic 3000 x 154 matrix")
+            data = None
         if data is None:
             data = Path(tmp) / "synthetic.npz"
             make_data(data)
