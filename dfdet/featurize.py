@@ -214,13 +214,14 @@ def ordered_results(
         terminate_pool(pool)  # no-op after a clean join
 
 
-def terminate_pool(pool: Any, timeout: float = 10.0) -> bool:
+def terminate_pool(pool: Any, timeout: float = 5.0) -> bool:
     """`pool.terminate()` that cannot hang the run; False if it had to be abandoned.
 
-    CPython's terminate kills the workers, then joins its task-handler thread, which still has to put a sentinel on
-    the result queue: if a killed worker died holding that queue's lock (mid-way through sending a result), the join
-    never returns (seen once in the test suite, after a strict-mode error stopped a `-j 2` run). So terminate runs in
-    a daemon thread; past `timeout` the workers are killed outright and the stuck handler thread is left behind.
+    CPython's terminate kills the workers, then takes and joins on the pool's queue locks and handler threads; a
+    worker killed while holding one of those locks (taking a task, sending a result) leaves it held for ever. Seen in
+    the test suite: after a strict-mode error stopped a `-j 2` run, and on a pool terminated while its worker was
+    still taking its task. So terminate runs in a daemon thread; past `timeout` the workers are killed outright and
+    the stuck thread is left behind (it holds nothing the rest of the run needs).
     """
     import threading
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -222,13 +223,15 @@ def test_ordered_results_keeps_order_and_turns_an_unpicklable_error_into_a_dfdet
         list(it)
 
 
-def _sleep_forever(_: int = 0) -> None:
+def _sleep_forever(marker: str = "") -> None:
     import time
 
+    if marker:
+        Path(marker).touch()  # the worker is inside its task now, holding none of the pool's queue locks
     time.sleep(3600)
 
 
-def test_terminate_pool_gives_up_on_a_stuck_terminate_and_kills_the_workers():
+def test_terminate_pool_gives_up_on_a_stuck_terminate_and_kills_the_workers(tmp_path):
     """CPython's Pool.terminate can block forever on a lock a killed worker held; the run must still end. A pool
     stand-in whose terminate blocks holds real busy worker processes; a real pool terminates normally."""
     import multiprocessing
@@ -256,8 +259,15 @@ def test_terminate_pool_gives_up_on_a_stuck_terminate_and_kills_the_workers():
         stuck.released.set()
         for p in stuck._pool:
             p.kill()
+    # A real pool terminated while its worker is busy in a task stops normally. (Terminated while a worker is still
+    # taking its task from the queue, CPython's terminate can block on the lock the killed worker held: in one CI-like
+    # run it did, for the whole timeout. That case is the first half of this test.)
+    marker = tmp_path / "started"
     healthy = ctx.Pool(1, initializer=init_worker, initargs=(None,))
-    healthy.map_async(_sleep_forever, [0])
+    healthy.map_async(_sleep_forever, [str(marker)])
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
     workers = list(healthy._pool)
     assert terminate_pool(healthy, timeout=30) is True
     assert not any(p.is_alive() for p in workers)
