@@ -191,19 +191,26 @@ main()
 LAUNCHER = launcher("slow1", "time.sleep(0.05)")
 
 
-@pytest.mark.parametrize(("sig", "jobs"), [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
-def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
+def launched_featurize(tmp_path: Path, script: str, recipe: str, levels: list[float]):
+    """(command, output dir, env) of `featurize` through a launcher script over constant clips at `levels`."""
     src = tmp_path / "in"
     src.mkdir()
-    for i in range(200):  # 5 s of work at -j 2: the signal lands well before the end even on a loaded machine
-        sf.write(src / f"u{i:03d}.wav", np.full(160, 0.01 * (i % 7)), 16000, subtype="PCM_16")
-    (tmp_path / "launch.py").write_text(textwrap.dedent(LAUNCHER))
+    for i, level in enumerate(levels):
+        sf.write(src / f"u{i:03d}.wav", np.full(160, level), 16000, subtype="PCM_16")
+    (tmp_path / "launch.py").write_text(textwrap.dedent(script))
     outdir = tmp_path / "out"
     outdir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(tmp_path / "launch.py"), "featurize", str(src), "--recipe", "slow1"]
+    cmd = [sys.executable, str(tmp_path / "launch.py"), "featurize", str(src), "--recipe", recipe]
+    return [*cmd, "-o", str(outdir / "f.h5")], outdir, env
+
+
+@pytest.mark.parametrize(("sig", "jobs"), [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
+def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
+    # 200 clips: 5 s of work at -j 2, so the signal lands well before the end even on a loaded machine
+    cmd, outdir, env = launched_featurize(tmp_path, LAUNCHER, "slow1", [0.01 * (i % 7) for i in range(200)])
     proc = subprocess.Popen(
-        [*cmd, "-o", str(outdir / "f.h5"), "-j", str(jobs), "--chunk-rows", "4"],
+        [*cmd, "-j", str(jobs), "--chunk-rows", "4"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -238,18 +245,8 @@ SWALLOWING_LAUNCHER = launcher(
 
 def test_swallowed_sigterm_still_ends_the_run_interrupted_with_nothing_written(tmp_path):
     """CI once saw the handler's KeyboardInterrupt land in a weakref callback; the run then committed its output."""
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(8):
-        sf.write(src / f"u{i:03d}.wav", np.full(160, 0.01 * i), 16000, subtype="PCM_16")
-    (tmp_path / "launch.py").write_text(textwrap.dedent(SWALLOWING_LAUNCHER))
-    outdir = tmp_path / "out"
-    outdir.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(tmp_path / "launch.py"), "featurize", str(src), "--recipe", "swallow1"]
-    proc = subprocess.run(
-        [*cmd, "-o", str(outdir / "f.h5"), "-j", "1"], env=env, capture_output=True, text=True, timeout=120
-    )
+    cmd, outdir, env = launched_featurize(tmp_path, SWALLOWING_LAUNCHER, "swallow1", [0.01 * i for i in range(8)])
+    proc = subprocess.run([*cmd, "-j", "1"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr
     assert "dfdet featurize: interrupted" in proc.stderr
     assert list(outdir.iterdir()) == []
