@@ -170,6 +170,18 @@ def read_artifact(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+def feature_matrix(X: Any, input_dim: int, who: str = "the model") -> np.ndarray:
+    """The [N, input_dim] array of a FeatureSet or array-like, or a clear error naming `who` expects what."""
+    X = X.X if hasattr(X, "X") and hasattr(X, "y") else X
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != input_dim:
+        raise DfdetError(
+            f"features have shape {X.shape} but {who} expects [N, {input_dim}]",
+            "featurize with the recipe the model was trained on",
+        )
+    return X
+
+
 class Detector:
     """A trained model ready to score: standardise with the training scaler, run the module in eval mode.
 
@@ -202,14 +214,7 @@ class Detector:
         return p.device if p is not None else torch.device("cpu")
 
     def _matrix(self, X: Any) -> np.ndarray:
-        X = X.X if hasattr(X, "X") and hasattr(X, "y") else X
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise DfdetError(
-                f"features have shape {X.shape} but the model expects [N, {self.input_dim}]",
-                "featurize with the recipe the model was trained on",
-            )
-        return X
+        return feature_matrix(X, self.input_dim)
 
     def standardize(self, X: Any) -> torch.Tensor:
         """Features [N, D] (array or FeatureSet) -> standardised float32 tensor on the model's device."""

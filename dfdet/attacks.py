@@ -428,13 +428,9 @@ class DiffDetector:
     def standardize(self, X: Any) -> torch.Tensor:
         import torch
 
-        X = X.X if hasattr(X, "X") and hasattr(X, "y") else X
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise DfdetError(
-                f"features have shape {X.shape} but {self.path or 'the detector'} expects [N, {self.input_dim}]",
-                "featurize with the recipe the model was trained on",
-            )
+        from dfdet.artifact import feature_matrix
+
+        X = feature_matrix(X, self.input_dim, str(self.path or "the detector"))
         return torch.from_numpy(((X.astype(np.float64) - self.mean) / self.scale).astype(np.float32))
 
     def member_scores_std(self, Z: torch.Tensor, batch_size: int = 4096) -> np.ndarray:

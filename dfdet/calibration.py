@@ -279,18 +279,19 @@ class IsotonicCalibrator(Calibrator):
         self.p = np.asarray(p["p_bonafide"], dtype=np.float64)
 
 
-def make_calibrator(method: str, **kwargs: Any) -> Calibrator:
+def _calibrator_class(method: Any) -> type[Calibrator]:
     if method not in CALIBRATORS:
         raise DfdetError(f"unknown calibration method {method!r}", f"use one of {', '.join(sorted(CALIBRATORS))}")
-    return CALIBRATORS[method](**kwargs)
+    return CALIBRATORS[method]
+
+
+def make_calibrator(method: str, **kwargs: Any) -> Calibrator:
+    return _calibrator_class(method)(**kwargs)
 
 
 def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
     """Rebuild a fitted calibrator from `to_dict()` output (or a calibration JSON document)."""
-    method = d.get("method")
-    if method not in CALIBRATORS:
-        raise DfdetError(f"unknown calibration method {method!r}", f"known: {', '.join(sorted(CALIBRATORS))}")
-    return CALIBRATORS[method].from_dict(d)
+    return _calibrator_class(d.get("method")).from_dict(d)
 
 
 # --------------------------------------------------------------------------------------------------- thresholds

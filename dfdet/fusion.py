@@ -217,17 +217,18 @@ class LogisticFuser(Fuser):
         return {"C": self.C, "class_weight": "balanced (effective prior 0.5)"}
 
 
-def make_fuser(method: str, **kwargs: Any) -> Fuser:
+def _fuser_class(method: Any) -> type[Fuser]:
     if method not in FUSERS:
         raise DfdetError(f"unknown fusion method {method!r}", f"use one of {', '.join(sorted(FUSERS))}")
-    return FUSERS[method](**kwargs)
+    return FUSERS[method]
+
+
+def make_fuser(method: str, **kwargs: Any) -> Fuser:
+    return _fuser_class(method)(**kwargs)
 
 
 def fuser_from_dict(d: dict[str, Any]) -> Fuser:
-    method = d.get("method")
-    if method not in FUSERS:
-        raise DfdetError(f"unknown fusion method {method!r}", f"known: {', '.join(sorted(FUSERS))}")
-    return FUSERS[method].from_dict(d)
+    return _fuser_class(d.get("method")).from_dict(d)
 
 
 # --------------------------------------------------------------------------------------------------- fit + evaluate

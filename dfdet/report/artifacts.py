@@ -419,24 +419,30 @@ def _is_ood(name: str) -> bool | None:
     return None
 
 
-def sidecar_model(art: Artifact, models: Sequence[Artifact]) -> str:
-    """The model a score file's provenance sidecar names by content: the model whose file hash equals the recorded
-    detector hash, else (a calibrated detector over one model) the one member's hash ('' when no model matches, e.g.
-    for an ensemble, or when there is no sidecar)."""
+def sidecar_maker(art: Artifact, candidates: Sequence[Artifact], sole_member: bool = True) -> Artifact | None:
+    """The candidate a score file's provenance sidecar names by content: the one whose file hash equals the recorded
+    detector hash, else (`sole_member`: a calibrated detector over one model) the one member's hash; None when none
+    matches or there is no sidecar."""
     from dfdet.scores import is_sidecar_doc
 
     if art.kind != "scores" or not is_sidecar_doc(art.doc):
-        return ""
+        return None
     det = art.doc["detector"]
     members = [m for m in det.get("members") or [] if isinstance(m, dict)]
-    wanted = [det.get("hash")] + ([members[0].get("hash")] if len(members) == 1 else [])
+    wanted = [det.get("hash")] + ([members[0].get("hash")] if sole_member and len(members) == 1 else [])
     for h in wanted:
         if not isinstance(h, str) or not h:
             continue
-        hits = [m for m in models if m.sha256 == h]
+        hits = [c for c in candidates if c.sha256 == h]
         if hits:
-            return hits[0].name  # identical copies of one model: any of them is the right answer
-    return ""
+            return hits[0]  # identical copies of one file: any of them is the right answer
+    return None
+
+
+def sidecar_model(art: Artifact, models: Sequence[Artifact]) -> str:
+    """The model a score file's sidecar names by content ('' when none matches, e.g. for an ensemble)."""
+    found = sidecar_maker(art, models)
+    return found.name if found is not None else ""
 
 
 def match_model(art: Artifact, models: Sequence[Artifact]) -> str:

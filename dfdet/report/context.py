@@ -20,6 +20,7 @@ from dfdet.report.artifacts import (
     contains_tokens,
     is_ensemble_name,
     model_info,
+    sidecar_maker,
     system_key,
     table_hash,
 )
@@ -211,16 +212,13 @@ def identify_ensemble(inputs: Inputs, art: Artifact) -> Artifact | None:
     detector (`dfdet score ENS.json`, `ensemble --apply`), else the one that recomputes it exactly from the member
     score files of the same utterances among the inputs (whatever the file names)."""
     from dfdet import fusion
-    from dfdet.scores import is_sidecar_doc
 
     ensembles = inputs.of("ensemble")
     if not ensembles:
         return None
-    if is_sidecar_doc(art.doc):
-        recorded = art.doc["detector"].get("hash")
-        by_content = [e for e in ensembles if recorded and e.sha256 == recorded]
-        if by_content:
-            return by_content[0]
+    by_content = sidecar_maker(art, ensembles, sole_member=False)
+    if by_content is not None:
+        return by_content
     ids = _ids(art)
     for ens in ensembles:
         members = ens.doc.get("members") or []
