@@ -22,22 +22,41 @@ OPT_NAMES := sgd,adam,adamw,rmsprop,sam
 EPS := 0,0.05,0.1,0.15,0.2
 CV ?= 5
 
-.PHONY: all venv test lint bench demo seed-study reproduce app clean clean-demo
+.PHONY: all venv test lock lint bench demo seed-study reproduce app clean clean-demo
 
 all: demo
 
-# A local virtual environment; torch's CPU wheel first, so pip never pulls a multi-GB CUDA build.
-$(BIN)/dfdet: pyproject.toml
+# A local virtual environment with the versions the suite passed with (constraints.txt); torch's CPU wheel first, so
+# pip never pulls a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+CONSTRAINTS ?= constraints.txt
+$(BIN)/dfdet: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,app]'
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[dev,app]'
 	touch $@
 
 venv: $(BIN)/dfdet
 
+# THREADS=N runs the suite with N torch/BLAS threads per test worker (CI runs it with the default and with 1, so a
+# test that holds only at one thread count fails there).
+THREADS ?=
+THREAD_ENV = $(if $(THREADS),OMP_NUM_THREADS=$(THREADS) MKL_NUM_THREADS=$(THREADS) OPENBLAS_NUM_THREADS=$(THREADS))
 test: venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	$(THREAD_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+
+# Refresh constraints.txt: a fresh venv with the newest versions pyproject.toml allows, the suite, then pip freeze.
+LOCK_VENV ?= .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[dev,app]'
+	$(LOCK_VENV)/bin/python -m pytest -q -n 2 --dist loadfile tests
+	{ sed -n '1,2p' $(CONSTRAINTS); $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } \
+		> $(CONSTRAINTS).tmp && mv $(CONSTRAINTS).tmp $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
 
 lint: venv
 	$(BIN)/ruff check dfdet tests benchmarks

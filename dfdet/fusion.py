@@ -108,7 +108,12 @@ class Fuser:
             raise DfdetError(
                 f"{S.shape[1]} member scores given, the ensemble has {len(self.weights)}", "pass all members"
             )
-        return ((S - self.mean) / self.std) @ self.weights + self.intercept
+        # A fixed-order float64 sum over members (elementwise ufuncs, no BLAS): the fused score of a row does not
+        # depend on the matrix's layout, alignment, batch or CPU (BLAS dot products do, in the last bits).
+        fused = np.full(len(S), float(self.intercept))
+        for m, w in enumerate(self.weights):
+            fused += (S[:, m] - self.mean[m]) / self.std[m] * w
+        return fused
 
     @property
     def flips(self) -> list[bool]:

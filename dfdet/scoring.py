@@ -638,10 +638,12 @@ def _score_audio(
             failures.append({"utt_id": utt_id, "path": str(path), "reason": str(reason)})
 
     def rows_of(batch: list[tuple[Utterance, np.ndarray, float]]) -> Iterator[ScoredRow]:
-        X = np.stack([v for _, v, _ in batch]).astype(np.float32)  # the store keeps float32: same scores
-        out = detector.score_features(X)
+        # Each file is forwarded on its own (a batch of one, one torch thread): its score never depends on which
+        # other files share the run, their order, -j or stdin timing. float32 as the store keeps it.
         names = detector.member_names
-        for i, (u, _, duration) in enumerate(batch):
+        for u, v, duration in batch:
+            out = detector.score_features(np.asarray(v, dtype=np.float32)[None, :])
+            i = 0
             s = float(out["score"][i])
             if not np.isfinite(s):
                 bad(u.path, "score is not finite", u.utt_id)
@@ -660,7 +662,7 @@ def _score_audio(
                 {n: float(out["members"][n][i]) for n in names},
             )
 
-    torch_limit = 1 if jobs > 1 else None
+    torch_limit = 1  # one row at a time gains nothing from more threads, and fixes the arithmetic
     if not lazy:
         from dfdet.featurize import result_stream
 
@@ -686,7 +688,7 @@ def _score_audio(
     if jobs <= 1:
         from dfdet.featurize import extract_one, one_blas_thread
 
-        with one_blas_thread():
+        with one_blas_thread(), _torch_threads(torch_limit):
             for item in inputs:
                 if isinstance(item, BadInput):
                     bad(item.path, item.reason, item.utt_id)
