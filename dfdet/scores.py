@@ -64,8 +64,8 @@ __all__ = [
     "write_scores",
 ]
 
-# float32 network logits: 2**-23 relative per rounding, amplified by a few layers; measured differences across
-# batching, thread counts and CPUs are <= 4e-7 (README); the bound leaves a 25x margin.
+# float32 network logits: batching moves a score by <= 4.8e-7 here (benchmarks/score_contract.py; another CPU saw
+# 1e-7), a 20x margin to the bound.
 SCORE_ATOL = 1e-5
 SCORE_RTOL = 1e-5
 
