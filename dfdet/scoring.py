@@ -643,8 +643,7 @@ def _score_audio(
         names = detector.member_names
         for u, v, duration in batch:
             out = detector.score_features(np.asarray(v, dtype=np.float32)[None, :])
-            i = 0
-            s = float(out["score"][i])
+            s = float(out["score"][0])
             if not np.isfinite(s):
                 bad(u.path, "score is not finite", u.utt_id)
                 continue
@@ -652,14 +651,14 @@ def _score_audio(
                 u.utt_id,
                 str(u.path),
                 s,
-                float(out["p_spoof"][i]),
-                int(out["decision"][i]),
+                float(out["p_spoof"][0]),
+                int(out["decision"][0]),
                 int(u.label),
                 u.speaker,
                 u.system,
                 u.domain,
                 float(duration),
-                {n: float(out["members"][n][i]) for n in names},
+                {n: float(out["members"][n][0]) for n in names},
             )
 
     torch_limit = 1  # one row at a time gains nothing from more threads, and fixes the arithmetic
