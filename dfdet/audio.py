@@ -92,24 +92,21 @@ class Decoded(NamedTuple):
     duration: float
 
 
-# Formats decoded whole even when only their start is needed: an MP3 header's length is an estimate, and the stored
-# duration is the decoded length, as before.
-_WHOLE_FILE_FORMATS = frozenset({"MP3"})
-
-
 def decode(path: str | os.PathLike, n_out: int | None = None, target_sr: int | None = None) -> Decoded:
     """Decode a file to mono float64 (channels averaged); with `n_out` and `target_sr`, only its start.
 
     The start is the input frames that the first `n_out` samples of `resample(y, sr, target_sr)` depend on
     (`head_frames`), so `resample_head` of it equals `resample_head` of the whole file. The duration is still the
-    whole file's (from the header). Raises InputError for a missing file, a directory, an empty file, unreadable or
+    whole file's: the header's frame count, which is also where a whole decode stops (sf.read reads that many; for an
+    MP3 without a Xing/Info tag it is libsndfile's estimate, and a shorter stream then gives a shorter whole decode,
+    which the head read does not see). Raises InputError for a missing file, a directory, an empty file, unreadable or
     non-audio content, zero-length audio and NaN/infinite samples among those decoded, each with a fix hint.
     """
     p = Path(path)
     try:
         with sf.SoundFile(str(p)) as f:
             sr, total, frames = int(f.samplerate), int(f.frames), -1
-            if n_out is not None and target_sr is not None and f.format not in _WHOLE_FILE_FORMATS:
+            if n_out is not None and target_sr is not None:
                 frames = head_frames(n_out, sr, target_sr)
             if f.seekable():  # as sf.read does: libmpg123's samples differ (last float32 bit) without this seek
                 f.seek(0)
