@@ -78,12 +78,11 @@ def shard_utterances(utts: Sequence[Utterance], shard: tuple[int, int] | None) -
 
 def extract_one(recipe: Recipe, path: str) -> tuple[str, Any, float]:
     """Features of one file: ("ok", float64 vector, duration s) or ("bad", reason, nan). Never raises for bad input."""
-    from dfdet.audio import load_audio
+    from dfdet.features import load_prepared
 
     try:
-        y, sr = load_audio(path)
-        duration = len(y) / float(sr)
-        vec = np.asarray(recipe.extract(recipe.prepare(y, sr)), dtype=np.float64).reshape(-1)
+        y, duration = load_prepared(recipe, path)
+        vec = np.asarray(recipe.extract(y), dtype=np.float64).reshape(-1)
     except InputError as e:
         return "bad", e.reason, float("nan")
     except DfdetError as e:

@@ -8,7 +8,17 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dfdet.audio import AUDIO_EXTENSIONS, fix_length, is_audio_path, load_audio, probe_duration, resample
+from dfdet.audio import (
+    AUDIO_EXTENSIONS,
+    decode,
+    fix_length,
+    head_frames,
+    is_audio_path,
+    load_audio,
+    probe_duration,
+    resample,
+    resample_head,
+)
 from dfdet.errors import DfdetError, InputError
 from tests.conftest import speechlike
 from tests.fixtures import make_bad_audio, write_audio
@@ -150,3 +160,71 @@ def test_audio_extensions_are_lower_case_suffixes():
     assert all(e.startswith(".") and e == e.lower() for e in AUDIO_EXTENSIONS)
     assert {".wav", ".flac", ".ogg", ".mp3"} <= set(AUDIO_EXTENSIONS)
     assert not is_audio_path("x.txt") and not is_audio_path("wav")
+
+
+def test_empty_file_says_so(tmp_path):
+    """A 0-byte file: libsndfile only says 'Format not recognised'; the decoder names the cause (CLI and app)."""
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    for call in (load_audio, decode, lambda p: decode(p, 32000, 16000), probe_duration):
+        with pytest.raises(InputError) as info:
+            call(path)
+        assert info.value.reason == "empty file (0 bytes)" and "--skip-bad" in info.value.fix
+
+
+RATES = [8000, 16000, 22050, 24000, 44100, 48000]
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_resample_head_equals_whole_resampling(sr):
+    """The first 2 s at 16 kHz from the start only: the same samples as resampling the whole 5 s and cutting."""
+    y = speechlike(sr=sr, seconds=5.0, seed=sr + 1)
+    head = resample_head(y, sr, 16000, 32000)
+    assert head.shape == (32000,)
+    np.testing.assert_allclose(head, resample(y, sr, 16000)[:32000], rtol=0, atol=1e-10)
+    assert head_frames(32000, sr, 16000) < len(y)  # it really used less than the whole clip
+    short = y[: sr // 2]  # shorter than the head: the whole clip is resampled, as before
+    np.testing.assert_array_equal(resample_head(short, sr, 16000, 32000), resample(short, sr, 16000))
+
+
+@pytest.mark.parametrize(
+    ("name", "sr", "kw"),
+    [
+        ("h.wav", 48000, {"subtype": "PCM_16"}),
+        ("h.flac", 24000, {"subtype": "PCM_16"}),
+        ("h.ogg", 16000, {"format": "OGG", "subtype": "VORBIS"}),
+        ("h.mp3", 22050, {"format": "MP3", "subtype": "MPEG_LAYER_III"}),
+    ],
+)
+def test_decode_head_is_the_start_of_the_whole_decode(tmp_path, name, sr, kw):
+    y = np.stack([speechlike(sr=sr, seconds=4.0, seed=5), speechlike(sr=sr, seconds=4.0, f0=190.0, seed=6)], axis=1)
+    try:
+        path = write_audio(tmp_path / name, y, sr, **kw)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        pytest.skip(f"this libsndfile cannot write {name}: {exc}")
+    whole, whole_sr = load_audio(path)
+    head = decode(path, 32000, 16000)
+    assert head.sr == whole_sr == sr
+    assert head.duration == pytest.approx(len(whole) / sr)  # the whole file's duration, not the head's
+    np.testing.assert_array_equal(head.y, whole[: len(head.y)])  # mono mix of the same decoded samples
+    assert len(head.y) == head_frames(32000, sr, 16000) < len(whole)
+    full = decode(path)
+    assert (full.sr, full.duration) == (sr, len(whole) / sr) and np.array_equal(full.y, whole)
+
+
+def test_decode_head_of_a_short_file_is_the_whole_file(tmp_path):
+    y = speechlike(sr=44100, seconds=1.2, seed=8)
+    path = write_audio(tmp_path / "short.flac", y, 44100, subtype="PCM_24")
+    head = decode(path, 32000, 16000)
+    whole, _ = load_audio(path)
+    np.testing.assert_array_equal(head.y, whole)
+    assert head.duration == pytest.approx(1.2)
+
+
+def test_decode_head_checks_the_decoded_samples(tmp_path):
+    """NaN inside the decoded head is refused as for a whole decode."""
+    y = speechlike(sr=16000, seconds=3.0, seed=9)
+    y[1000] = np.nan
+    path = write_audio(tmp_path / "nan.wav", y, 16000, subtype="FLOAT")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        decode(path, 32000, 16000)

@@ -5,15 +5,28 @@ from __future__ import annotations
 import json
 import math
 
+import librosa
 import numpy as np
 import pytest
+import scipy.fft
+import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dfdet.audio import head_frames, resample
 from dfdet.errors import UsageError
-from dfdet.features import FeatureGroup, get_recipe, recipe_hash, recipe_names
-from dfdet.features.seed154 import _block_means, _extremes, ordinal_pattern_codes, permutation_entropy_bits
+from dfdet.features import FeatureGroup, get_recipe, load_prepared, recipe_hash, recipe_names
+from dfdet.features.seed154 import (
+    _block_means,
+    _extremes,
+    dct_basis,
+    hann,
+    mel_filters,
+    ordinal_pattern_codes,
+    permutation_entropy_bits,
+)
 from tests.conftest import speechlike
+from tests.fixtures import write_audio
 from tests.reference_seed154 import (
     contrast_reference,
     lfcc_reference,
@@ -171,6 +184,65 @@ def test_fast_matches_reference(recipe, prepared, extracted, name) -> None:
         [lps_reference(y), lfcc_reference(y), contrast_reference(y), mpe_vectorised(y), mfcc_reference(y)]
     )
     assert_close(fast, ref, recipe.feature_names)
+
+
+def _reference_vector(y: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [lps_reference(y), lfcc_reference(y), contrast_reference(y), mpe_vectorised(y), mfcc_reference(y)]
+    )
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 22050, 24000, 44100, 48000])
+def test_file_head_matches_whole_file_reference(recipe, tmp_path, sr) -> None:
+    """A 5-s file: decoding and resampling only its first 2 s (+ margin) gives the spec's vector, which decodes the
+    whole file, resamples all of it with librosa and then cuts 2 s."""
+    path = write_audio(tmp_path / f"speech{sr}.flac", speechlike(sr, 5.0, f0=90 + sr / 1000, seed=sr), sr)
+    prepared, duration = load_prepared(recipe, path)
+    assert duration == pytest.approx(5.0)
+    whole, file_sr = sf.read(path, dtype="float64")
+    assert head_frames(32000, sr, 16000) < len(whole)  # only a head was needed
+    ref_prepared = prepare_reference(whole, file_sr)
+    np.testing.assert_allclose(prepared, ref_prepared, rtol=0, atol=1e-10)
+    assert_close(recipe.extract(prepared), _reference_vector(ref_prepared), recipe.feature_names)
+
+
+@pytest.mark.parametrize(
+    ("sr", "seconds", "channels"), [(44100, 3.0, 2), (24000, 1.2, 1), (8000, 0.4, 2)], ids=["stereo", "short", "tiny"]
+)
+def test_file_stereo_and_short(recipe, tmp_path, sr, seconds, channels) -> None:
+    """Stereo is the mean of channels before resampling; files under 2 s are resampled whole and zero-padded."""
+    y = np.stack([speechlike(sr, seconds, f0=110 + 40 * c, seed=c) for c in range(channels)], axis=1)
+    path = write_audio(tmp_path / "x.wav", y, sr, subtype="PCM_16")
+    prepared, duration = load_prepared(recipe, path)
+    assert duration == pytest.approx(seconds)
+    whole, _ = sf.read(path, dtype="float64")
+    ref_prepared = prepare_reference(whole, sr)
+    np.testing.assert_allclose(prepared, ref_prepared, rtol=0, atol=1e-10)
+    if seconds < 2:
+        assert not prepared[int(np.ceil(seconds * 16000)) :].any()
+    assert_close(recipe.extract(prepared), _reference_vector(ref_prepared), recipe.feature_names)
+
+
+@pytest.mark.parametrize("sr", [8000, 11025, 22050, 24000, 44100, 48000, 96000])
+def test_resample_is_librosa_default_bit_for_bit(sr) -> None:
+    """dfdet.audio.resample calls soxr directly; the spec names librosa.resample's default (soxr_hq)."""
+    y = speechlike(sr=sr, seconds=0.7, seed=sr)
+    for target in (16000, 8000):
+        np.testing.assert_array_equal(resample(y, sr, target), librosa.resample(y, orig_sr=sr, target_sr=target))
+
+
+def test_tables_equal_librosa() -> None:
+    """The recipe builds librosa's tables with numpy alone (no librosa/scipy import at run time)."""
+    for n in (512, 2048):
+        np.testing.assert_array_equal(hann(n), librosa.filters.get_window("hann", n, fftbins=True))
+    for sr, n_fft, n_mels in ((16000, 2048, 128), (22050, 1024, 40), (8000, 512, 64)):
+        mine, theirs = mel_filters(sr, n_fft, n_mels), librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+        assert mine.dtype == theirs.dtype == np.float32
+        np.testing.assert_array_equal(mine, theirs)
+    for n in (1025, 128):
+        ref = scipy.fft.dct(np.eye(n), type=2, norm="ortho", axis=0)[:20].T
+        np.testing.assert_allclose(dct_basis(n, 20), ref, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(np.fft.rfftfreq(2048, 1 / 16000), librosa.fft_frequencies(sr=16000, n_fft=2048))
 
 
 @pytest.mark.slow

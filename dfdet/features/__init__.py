@@ -6,6 +6,7 @@ length policy, names every feature, and records group boundaries so explanations
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +22,9 @@ class FeatureGroup:
 
 
 class Recipe(Protocol):
+    """A feature recipe. It may also set `head_samples` (an int): it reads only that many samples at `sample_rate`
+    from the start of a clip, so files are decoded only that far (`load_prepared`)."""
+
     name: str
     sample_rate: int
 
@@ -67,6 +71,19 @@ def get_recipe(name: str, **overrides: Any) -> Recipe:
 def recipe_names() -> list[str]:
     _load_builtin()
     return sorted(RECIPES)
+
+
+def load_prepared(recipe: Recipe, path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """Decode `path` and `recipe.prepare` it -> (prepared audio, duration of the whole file in seconds).
+
+    A recipe with `head_samples` gets only the start of the file decoded (plus the resampler's margin): the same
+    prepared audio as decoding everything, for a fraction of the decoding and resampling.
+    """
+    from dfdet.audio import decode
+
+    head = getattr(recipe, "head_samples", None)
+    y, sr, duration = decode(path, head, recipe.sample_rate) if head is not None else decode(path)
+    return recipe.prepare(y, sr), duration
 
 
 def recipe_hash(recipe: Recipe) -> str:
