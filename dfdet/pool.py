@@ -240,6 +240,10 @@ class WorkerPool:
         held: dict[int, T] = {}
         done: dict[int, tuple[bool, Any]] = {}
         seq, ended = 0, False
+
+        def finished() -> list[tuple[T, Any]]:
+            return [(held[s], done[s][1]) for s in order if done.get(s, (False,))[0]]
+
         try:
             while True:
                 while not ended and len(order) < window:
@@ -259,7 +263,10 @@ class WorkerPool:
                     if early is not None:
                         done[seq] = (True, early)
                     else:
-                        free.conn.send((seq, payload(item)))
+                        try:
+                            free.conn.send((seq, payload(item)))
+                        except OSError:  # it died since the last look
+                            self._died(free, done, lambda s: name(held[s]), finished)
                         free.tasks.append(seq)
                     seq += 1
                 if order and order[0] in done:
@@ -275,7 +282,6 @@ class WorkerPool:
                 if reader is not None:
                     yield IDLE
                 waiting = reader.wake if reader is not None and not ended and len(order) < window else None
-                finished = lambda: [(held[s], done[s][1]) for s in order if done.get(s, (False,))[0]]  # noqa: E731
                 self._wait(done, waiting, lambda s: name(held[s]), finished)
         finally:
             if reader is not None:
@@ -296,7 +302,7 @@ class WorkerPool:
             if r in by_conn:
                 try:
                     self._receive(by_conn[r], done)
-                except EOFError:  # its end closed: it died; the sentinel says how
+                except (EOFError, OSError):  # its end closed or reset: it died; the sentinel says how
                     self._died(by_conn[r], done, name_of, finished)
         for r in ready:
             if r in by_sentinel:
