@@ -8,8 +8,8 @@ store) and in file length (a recipe reads what it needs). Each run is a fresh `d
 its own peak RSS (VmHWM); its worker processes are sampled from /proc every 50 ms (peak RSS, which counts the pages
 a forked worker shares with the parent, and PSS, which splits them). The ratio lines compare runs of this same
 invocation: many files at two corpus sizes (flat: ~1.0), and the long file against one short clip (a single input
-runs in the parent at any -j: no pool for one file). The audio (seeded 16 kHz FLAC) is
-generated into a temporary directory and deleted afterwards.
+runs in the parent at any -j: no pool for one file). The audio (seeded 16 kHz FLAC) is generated into a temporary
+directory and deleted afterwards.
 """
 
 from __future__ import annotations
@@ -188,9 +188,8 @@ def main() -> None:
                     wall, me, rss, pss = run(args)
                     peaks[(cmd, what)] = (me, rss)
                     workers = f"RSS {rss:5.0f} MB (PSS {pss:4.0f} MB)" if jobs > 1 else "none (one input)"
-                    print(
-                        f"{cmd:9s} {what:>16s} -j {jobs}: wall {wall:6.1f} s  peak parent {me:5.0f} MB  workers {workers}"
-                    )
+                    head = f"{cmd:9s} {what:>16s} -j {jobs}: wall {wall:6.1f} s"
+                    print(f"{head}  peak parent {me:5.0f} MB  workers {workers}", flush=True)
         for cmd in ("featurize", "score") if model else ("featurize",):
             small, big = peaks[(cmd, f"{a.n_small} files")], peaks[(cmd, f"{a.n_files} files")]
             one, long_ = peaks[(cmd, "one short file")], peaks[(cmd, f"{a.hours:g} h file")]
