@@ -281,7 +281,8 @@ class WorkerPool:
                     return
                 if reader is not None:
                     yield IDLE
-                waiting = reader.wake if reader is not None and not ended and len(order) < window else None
+                room = len(order) < window and any(len(w.tasks) < DEPTH for w in self.workers)
+                waiting = reader.wake if reader is not None and not ended and room else None  # else: no busy loop
                 self._wait(done, waiting, lambda s: name(held[s]), finished)
         finally:
             if reader is not None:
