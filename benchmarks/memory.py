@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--n-files", type=int, default=10000, help="many short files (the issue asks for 10,000)")
     ap.add_argument("--n-small", type=int, default=1000, help="the smaller corpus the flatness ratio compares with")
     ap.add_argument("--hours", type=float, default=1.0, help="length of the long file")
-    ap.add_argument("--jobs", type=int, default=2, help="-j of every run (the long file also runs at -j 1)")
+    ap.add_argument("--jobs", type=int, default=2, help="-j of the many-files runs (a single input runs in the parent)")
     ap.add_argument("--no-score", action="store_true", help="featurize only")
     a = ap.parse_args()
     print(machine_line())
