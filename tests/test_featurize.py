@@ -309,3 +309,21 @@ def test_resume_refuses_another_recipe_shard_or_inputs_and_keeps_the_store(tmp_p
     with pytest.raises(DfdetError, match=f"1 utterance.s. not among the inputs .e.g. {stranger}"):
         featurize([u for u in utts if u.utt_id != stranger], out, recipe=Toy3(), resume=True)
     assert out.read_bytes() == before
+
+
+def test_the_pool_takes_a_bounded_window_of_inputs():
+    """Memory flat in corpus size: the pool takes at most WINDOW x jobs inputs ahead of the results handed out."""
+    from dfdet.pool import WINDOW
+
+    pulled: list[int] = []
+
+    def inputs():
+        for i in range(2000):
+            pulled.append(i)
+            yield i
+
+    with ordered_results(inputs(), str, str, init_worker, (Toy3(),), jobs=2) as it:
+        assert next(it) == (0, "0")
+        assert len(pulled) <= WINDOW * 2 + 1
+        rest = list(it)
+    assert rest == [(i, str(i)) for i in range(1, 2000)]
