@@ -206,8 +206,10 @@ def launched_featurize(tmp_path: Path, script: str, recipe: str, levels: list[fl
     return [*cmd, "-o", str(outdir / "f.h5")], outdir, env
 
 
-@pytest.mark.parametrize(("sig", "jobs"), [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
-def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
+@pytest.mark.parametrize(("sig", "jobs", "group"), [(signal.SIGTERM, 2, False), (signal.SIGINT, 1, False),
+                                                    (signal.SIGTERM, 2, True)])  # fmt: skip
+def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs, group):
+    """A stop (Ctrl-C, kill, or `kill -TERM -PGID`, which also kills the workers: still an interrupt, not exit 4)."""
     # 200 clips: 5 s of work at -j 2, so the signal lands well before the end even on a loaded machine
     cmd, outdir, env = launched_featurize(tmp_path, LAUNCHER, "slow1", [0.01 * (i % 7) for i in range(200)])
     proc = subprocess.Popen(
@@ -216,6 +218,7 @@ def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     deadline = time.monotonic() + 60
     while not any(p.name.endswith(".tmp") for p in outdir.iterdir()):
@@ -224,7 +227,10 @@ def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
         time.sleep(0.02)
     time.sleep(0.5)  # rows are being written
     assert proc.poll() is None
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "dfdet featurize: interrupted" in err
