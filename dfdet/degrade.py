@@ -305,10 +305,8 @@ def file_results(
     jobs: int = 1,
     start_method: str | None = None,
 ) -> Iterator[Iterator[FileResult]]:
-    """`degrade_one` of every path, in input order: in-process when jobs <= 1, else in featurize's pool.
-
-    One file per task (each is tens to hundreds of ms, so balance beats batching).
-    """
+    """`degrade_one` of every path, in input order: in-process when jobs <= 1, else in featurize's pool (dfdet.pool:
+    a dead worker raises WorkerDied naming its file)."""
     from dfdet.featurize import ordered_results
 
     names = [d.name for d in conds]
@@ -320,10 +318,10 @@ def file_results(
         (recipe, names, int(seed)),
         jobs,
         start_method,
-        chunksize=1,
         warm=lambda: _warm_up(recipe, conds),
+        name=lambda item: item[1],
     ) as results:
-        yield results
+        yield (result for _, result in results)
 
 
 def degradation_report(

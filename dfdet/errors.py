@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_WORKER_DIED = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -54,6 +55,24 @@ class UsageError(DfdetError):
     """Inconsistent options that click itself cannot detect."""
 
     exit_code = EXIT_USAGE
+
+
+class WorkerDied(DfdetError):
+    """A pool worker process died mid-run (the kernel's OOM killer, kill -9, a crash in a native library): exit 4.
+
+    Distinct from bad input (exit 1): the input may be fine and a rerun with more memory or a lower -j succeed.
+    `path` is the file the worker held (None if it held none); `finished` the results done after the last row
+    handed out, as (item, result) pairs in input order, so the caller can keep every finished row.
+    """
+
+    exit_code = EXIT_WORKER_DIED
+
+    def __init__(self, path: str | None, how: str, fix: str | None = None) -> None:
+        where = f" while processing {path}" if path is not None else ""
+        super().__init__(f"a worker process {how}{where}", fix or "lower -j or free memory, then run again")
+        self.path = path
+        self.how = how
+        self.finished: list = []
 
 
 class PartialSuccess(_Picklable):

@@ -1,37 +1,38 @@
 """The featurize engine: utterances -> a feature recipe -> an HDF5 store, in parallel, in order, atomically.
 
-Utterances are processed in sorted utt_id order. With `jobs > 1` a process pool computes features (one BLAS thread
-per worker) and `imap` hands results back in input order, so rows stream into the store chunk by chunk (memory flat
-in corpus size) and the stored values are byte-for-byte the same for any number of jobs. `shard=(K, N)` keeps every
-N-th utterance of the sorted list starting at the K-th (1-based), so N shards partition the corpus deterministically
-and `merge_stores` of all N equals a single run.
+Utterances are processed in sorted utt_id order. With `jobs > 1` a process pool (dfdet.pool: one BLAS thread per
+worker, a bounded window of files in flight) hands results back in input order, so rows stream into the store chunk
+by chunk (memory flat in corpus size) and the stored values are byte-for-byte the same for any number of jobs. A
+worker that dies (out of memory, kill -9) ends the run with WorkerDied (exit 4): the rows finished so far are
+committed, marked incomplete, and `resume=True` later featurizes only the utterances the store lacks.
+
+`shard=(K, N)` keeps every N-th utterance of the sorted list starting at the K-th (1-based), so N shards partition
+the corpus deterministically and `merge_stores` of all N equals a single run.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
-import pickle
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from dfdet import console
-from dfdet.errors import DfdetError, InputError, UsageError
+from dfdet.errors import DfdetError, InputError, UsageError, WorkerDied
 from dfdet.features import Recipe, get_recipe, recipe_hash
 from dfdet.inputs import Utterance, check_unique_ids
-from dfdet.store import StoreWriter
+from dfdet.pool import one_blas_thread, ordered_results
+from dfdet.store import StoreRows, StoreWriter
 
 SKIP_FIX = "pass --skip-bad to continue past bad inputs"
-T = TypeVar("T")
-R = TypeVar("R")
 _BLAS_ENV = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -51,6 +52,7 @@ class FeaturizeResult:
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     out_path: str = ""
+    resumed: int = 0  # inputs already in the output store (resume)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -100,15 +102,6 @@ _WORKER_RECIPE: Recipe | None = None
 _WORKER_LIMITS: Any = None
 
 
-def one_blas_thread() -> Any:
-    """Limit BLAS/OpenMP pools to one thread (identical sums for any -j, no oversubscription); a context manager."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
-
-
 def init_worker(recipe: Recipe) -> None:
     """Pool initializer shared by featurize and score: one BLAS thread, signals left to the parent."""
     global _WORKER_RECIPE, _WORKER_LIMITS
@@ -136,19 +129,6 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_start_method() -> str:
-    """`fork` on Linux (fast start; workers only run numpy/librosa), else `spawn`; DFDET_MP_START overrides."""
-    import multiprocessing
-
-    wanted = os.environ.get("DFDET_MP_START")
-    methods = multiprocessing.get_all_start_methods()
-    if wanted:
-        if wanted not in methods:
-            raise UsageError(f"DFDET_MP_START={wanted!r} is not available here", f"use one of {', '.join(methods)}")
-        return wanted
-    return "fork" if sys.platform.startswith("linux") and "fork" in methods else "spawn"
-
-
 def warm_up(recipe: Recipe) -> None:
     """Run the recipe once on a short silence (lazy imports, cached tables); the result is discarded."""
     sr = int(getattr(recipe, "sample_rate", 16000) or 16000)
@@ -156,94 +136,23 @@ def warm_up(recipe: Recipe) -> None:
         recipe.extract(recipe.prepare(np.zeros(sr // 10), sr))
 
 
-def _call(work: Callable[[T], R], item: T) -> R:
-    """`work(item)` in a pool worker; an exception that would not unpickle comes back as a DfdetError naming it.
-
-    Why: the parent unpickles a worker's exception in the pool's result thread; if that fails the thread dies and
-    `imap` waits forever instead of failing.
-    """
-    try:
-        return work(item)
-    except Exception as e:
-        try:
-            pickle.loads(pickle.dumps(e))
-        except Exception:  # any failure to round-trip: the parent could not receive it
-            raise DfdetError(f"{type(e).__name__}: {e}") from None
-        raise
-
-
-@contextlib.contextmanager
-def ordered_results(
-    items: Sequence[T],
-    serial: Callable[[T], R],
-    work: Callable[[T], R],
-    initializer: Callable[..., None],
-    initargs: tuple = (),
-    jobs: int = 1,
-    start_method: str | None = None,
-    chunksize: int | None = None,
-    warm: Callable[[], None] | None = None,
-) -> Iterator[Iterator[R]]:
-    """Results for `items` in input order: `serial` in-process when jobs <= 1, else `work` in a process pool.
-
-    The pool (of picklable `work` and `initializer`, which sets up each worker; `init_worker` or one that calls it,
-    so Ctrl-C is left to the parent) starts on entry, before any output file is opened, and is terminated on errors
-    and interrupts. Both paths run with one BLAS thread, so sums are identical for any -j. `warm` runs once before
-    forking so workers inherit its imports and tables; `chunksize` None picks one from the number of items.
-    """
-    if jobs <= 1 or len(items) <= 1:
-        with one_blas_thread():
-            yield (serial(x) for x in items)
-        return
-    import multiprocessing
-
-    method = start_method or default_start_method()
-    if method == "fork" and warm is not None:
-        warm()
-    ctx = multiprocessing.get_context(method)
-    workers = min(jobs, len(items))
-    if chunksize is None:
-        chunksize = max(1, min(32, len(items) // (workers * 8)))
-    pool = ctx.Pool(workers, initializer=initializer, initargs=initargs)
-    try:
-        yield pool.imap(functools.partial(_call, work), items, chunksize=chunksize)
-        pool.close()
-        pool.join()
-    finally:
-        terminate_pool(pool)  # no-op after a clean join
-
-
-def terminate_pool(pool: Any, timeout: float = 5.0) -> bool:
-    """`pool.terminate()` that cannot hang the run; False if it had to be abandoned.
-
-    CPython's terminate kills the workers, then takes and joins on the pool's queue locks and handler threads; a
-    worker killed while holding one of those locks (taking a task, sending a result) leaves it held for ever. Seen in
-    the test suite: after a strict-mode error stopped a `-j 2` run, and on a pool terminated while its worker was
-    still taking its task. So terminate runs in a daemon thread; past `timeout` the workers are killed outright and
-    the stuck thread is left behind (it holds nothing the rest of the run needs).
-    """
-    import threading
-
-    workers = list(getattr(pool, "_pool", None) or [])  # taken first: terminate empties it (no public accessor)
-    t = threading.Thread(target=pool.terminate, name="dfdet-pool-terminate", daemon=True)
-    t.start()
-    t.join(timeout)
-    if not t.is_alive():
-        return True
-    for proc in workers:
-        with contextlib.suppress(Exception):
-            proc.kill()
-            proc.join(1.0)
-    return False
-
-
 @contextlib.contextmanager
 def result_stream(
-    recipe: Recipe, paths: list[str], jobs: int = 1, start_method: str | None = None
-) -> Iterator[Iterator[tuple[str, Any, float]]]:
-    """Iterator of `extract_one` results for `paths` in input order (featurize and score share it)."""
+    recipe: Recipe,
+    items: Iterable[Any],
+    jobs: int = 1,
+    start_method: str | None = None,
+    *,
+    local: Callable[[Any], Any] | None = None,
+    live: bool = False,
+) -> Iterator[Iterator[Any]]:
+    """(item, `extract_one` result) pairs in input order for Utterances or paths (featurize and score share it).
+
+    `local` and `live` as in `dfdet.pool.ordered_results` (score's stdin stream: bad inputs found early, rows out
+    before stdin closes).
+    """
     with ordered_results(
-        paths,
+        items,
         functools.partial(extract_one, recipe),
         work,
         init_worker,
@@ -251,8 +160,65 @@ def result_stream(
         jobs,
         start_method,
         warm=functools.partial(warm_up, recipe),
+        payload=_path_of,
+        name=_path_of,
+        local=local,
+        live=live,
     ) as results:
         yield results
+
+
+def _path_of(item: Any) -> str:
+    return str(getattr(item, "path", item))
+
+
+class _Carry:
+    """The rows and failures of the store being resumed, copied into its successor in utt_id order around new rows."""
+
+    def __init__(self, writer: StoreWriter, previous: StoreRows | None, failures: list[dict[str, str]]) -> None:
+        self.writer, self.failures = writer, failures
+        self.rows: Iterator[tuple] = previous.iter_rows(writer.chunk_rows) if previous is not None else iter(())
+        self.row = next(self.rows, None)
+        self.fails = collections.deque(sorted(previous.failures, key=lambda f: f["utt_id"]) if previous else [])
+
+    def upto(self, utt_id: str | None) -> None:
+        """Copy what sorts before `utt_id` (everything left when None)."""
+        while self.row is not None and (utt_id is None or self.row[1] < utt_id):
+            self.writer.append(*self.row)
+            self.row = next(self.rows, None)
+        while self.fails and (utt_id is None or self.fails[0]["utt_id"] < utt_id):
+            f = self.fails.popleft()
+            self.writer.add_failure(f["path"], f["reason"], f["utt_id"])
+            self.failures.append(f)
+
+    def close(self) -> None:
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()  # the old file is closed before the new one replaces it
+
+
+def previous_rows(out_path: str | Path, rec: Recipe, utts: Sequence[Utterance], shard: str | None) -> StoreRows:
+    """The store at `out_path` opened for `resume`, after checking it is the same job: recipe, shard, inputs."""
+    previous = StoreRows(out_path)
+    fix = "resume with the recipe, --shard and inputs of the first run, or drop --resume to start over"
+    if previous.recipe_hash != recipe_hash(rec) or previous.feature_names != list(rec.feature_names):
+        raise DfdetError(
+            f"{out_path} holds features of recipe {previous.recipe} (hash {previous.recipe_hash}), not {rec.name} "
+            f"(hash {recipe_hash(rec)})",
+            fix,
+        )
+    if previous.attrs.get("shard") != shard:
+        raise DfdetError(f"{out_path} is shard {previous.attrs.get('shard') or 'all'}, not {shard or 'all'}", fix)
+    ids = previous.utt_ids
+    if any(a >= b for a, b in zip(ids, ids[1:], strict=False)):
+        raise DfdetError(f"{out_path}: rows are not in utt_id order (not written by featurize)", fix)
+    known = {u.utt_id for u in utts}
+    strangers = [u for u in ids + [f["utt_id"] for f in previous.failures] if u not in known]
+    if strangers:
+        raise DfdetError(
+            f"{out_path} has {len(strangers)} utterance(s) not among the inputs (e.g. {strangers[0]})", fix
+        )
+    return previous
 
 
 def featurize(
@@ -266,12 +232,17 @@ def featurize(
     attrs: dict[str, Any] | None = None,
     start_method: str | None = None,
     show_progress: bool = True,
+    resume: bool = False,
 ) -> FeaturizeResult:
     """Featurize `utterances` into an HDF5 store at `out_path` (atomic: nothing is left behind on failure).
 
     Strict by default: the first bad input (undecodable, empty, NaN audio or NaN features) raises an InputError naming
     the file and no store is written. With `skip_bad`, each bad input gets one warning line and is recorded in the
     store's failed list; the caller decides the exit status from `result.skipped`.
+
+    A worker that dies raises WorkerDied after committing every finished row, the store's `incomplete` attribute
+    saying why. `resume` keeps the rows (and recorded failures) of an existing store at `out_path` and featurizes
+    only the other utterances: the result equals an uninterrupted run's (same rows, values and order).
     """
     t0 = time.perf_counter()
     rec = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -280,10 +251,15 @@ def featurize(
     check_unique_ids(utterances)
     n_inputs = len(utterances)
     utts = shard_utterances(utterances, shard)
-    meta = {"n_inputs": n_inputs, "skip_bad": bool(skip_bad)}
+    meta: dict[str, Any] = {"n_inputs": n_inputs, "skip_bad": bool(skip_bad)}
     if shard is not None:
         meta["shard"] = f"{shard[0]}/{shard[1]}"
     meta.update(attrs or {})
+    previous = None
+    if resume and Path(out_path).exists():
+        previous = previous_rows(out_path, rec, utts, meta.get("shard"))
+    have = set(previous.utt_ids).union(f["utt_id"] for f in previous.failures) if previous else set()
+    todo = [u for u in utts if u.utt_id not in have]
     failures: list[dict[str, str]] = []
     writer = StoreWriter(
         out_path,
@@ -295,20 +271,43 @@ def featurize(
         attrs=meta,
         chunk_rows=chunk_rows,
     )
-    paths = [str(u.path) for u in utts]
-    with result_stream(rec, paths, jobs, start_method) as results, writer:
-        stream: Iterator = zip(utts, results, strict=True)
-        if show_progress:
-            stream = console.progress(stream, total=len(utts), desc="featurize", unit="file")
-        for utt, (status, value, duration) in stream:
-            if status != "ok":
-                if not skip_bad:
-                    raise InputError(utt.path, value, SKIP_FIX)
-                console.warn(f"skipped {utt.path}: {value}")
-                failures.append({"utt_id": utt.utt_id, "path": str(utt.path), "reason": str(value)})
-                writer.add_failure(str(utt.path), str(value), utt.utt_id)
-                continue
-            writer.append(value, utt.utt_id, str(utt.path), utt.label, utt.speaker, utt.system, utt.domain, duration)
+
+    def put(utt: Utterance, status: str, value: Any, duration: float) -> None:
+        carry.upto(utt.utt_id)
+        if status != "ok":
+            if not skip_bad:
+                raise InputError(utt.path, value, SKIP_FIX)
+            console.warn(f"skipped {utt.path}: {value}")
+            failures.append({"utt_id": utt.utt_id, "path": str(utt.path), "reason": str(value)})
+            writer.add_failure(str(utt.path), str(value), utt.utt_id)
+            return
+        writer.append(value, utt.utt_id, str(utt.path), utt.label, utt.speaker, utt.system, utt.domain, duration)
+
+    died: WorkerDied | None = None
+    with result_stream(rec, todo, jobs, start_method) as results, writer:
+        carry = _Carry(writer, previous, failures)
+        try:
+            stream: Iterator = results
+            if show_progress:
+                stream = console.progress(stream, total=len(todo), desc="featurize", unit="file")
+            try:
+                for utt, (status, value, duration) in stream:
+                    put(utt, status, value, duration)
+            except WorkerDied as e:
+                died = e
+                for utt, (status, value, duration) in e.finished:  # done out of order: finished work is kept
+                    put(utt, status, value, duration)
+            carry.upto(None)
+        finally:
+            carry.close()
+        if died is not None:
+            writer.attrs["incomplete"] = {"reason": died.what, "rows": writer.rows, "inputs": len(utts)}
+    if died is not None:
+        died.fix = (
+            f"{writer.rows} finished row(s) kept in {out_path}, marked incomplete; lower -j or free memory, then "
+            "run the same command with --resume"
+        )
+        raise died
     return FeaturizeResult(
         done=writer.rows,
         total=len(utts),
@@ -316,4 +315,5 @@ def featurize(
         failures=failures,
         seconds=time.perf_counter() - t0,
         out_path=str(out_path),
+        resumed=len(utts) - len(todo),
     )

@@ -14,12 +14,9 @@ as its file is done, before the input ends.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -564,42 +561,18 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class _ReaderFailed:
-    """An exception raised while reading the inputs, handed from the reader thread to the main thread."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-
-_END = object()
-
-
-def _read_inputs(inputs: Iterable[Any], cwd: str, out: queue.Queue) -> None:
-    """Reader thread: pull entries from a (possibly blocking) input iterator such as stdin onto a queue.
-
-    A daemon thread, so a producer that keeps stdin open never keeps dfdet from exiting after an error.
-    """
-    try:
-        for item in inputs:
-            out.put(item if isinstance(item, BadInput) else _as_utterance(item, cwd))
-    except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-        out.put(_ReaderFailed(e))
-    out.put(_END)
-
-
 def score_audio_stream(
     detector: ScoringDetector,
     inputs: Iterable[Utterance | BadInput | str | os.PathLike],
     jobs: int = 1,
     skip_bad: bool = False,
     failures: list[dict[str, str]] | None = None,
-    batch_size: int = 256,
     lazy: bool | None = None,
 ) -> Iterator[ScoredRow]:
     """Score audio files, yielding rows in input order.
 
     `inputs`: Utterances or paths (ids relative to the working directory) or BadInput markers. A list/tuple is
-    featurized with the featurize engine's `result_stream` (pool of `jobs` workers, chunked) and scored in batches;
+    featurized with the featurize engine's `result_stream` (dfdet.pool, `jobs` workers) and scored one file at a time;
     any other iterable (e.g. `stdin_utterances`) is consumed lazily and each row is yielded as soon as it is ready
     (`lazy` overrides the choice). Bad files raise InputError, or under `skip_bad` are warned about, appended to
     `failures` ({"utt_id", "path", "reason"}) and left out.
@@ -615,7 +588,7 @@ def score_audio_stream(
         from dfdet.featurize import warm_up
 
         warm_up(rec)
-    return _score_audio(detector, rec, inputs, jobs, skip_bad, failures, batch_size, lazy)
+    return _score_audio(detector, rec, inputs, jobs, skip_bad, failures, lazy)
 
 
 def _score_audio(
@@ -625,7 +598,6 @@ def _score_audio(
     jobs: int,
     skip_bad: bool,
     failures: list[dict[str, str]] | None,
-    batch_size: int,
     lazy: bool,
 ) -> Iterator[ScoredRow]:
     cwd = os.getcwd()
@@ -661,99 +633,32 @@ def _score_audio(
                 {n: float(out["members"][n][0]) for n in names},
             )
 
-    torch_limit = 1  # one row at a time gains nothing from more threads, and fixes the arithmetic
-    if not lazy:
-        from dfdet.featurize import result_stream
+    # One pool for file lists and stdin alike (dfdet.pool). Live (stdin): a reader thread takes paths as they
+    # arrive, rows come out as soon as the oldest file is done, and an error, Ctrl-C or a dead worker ends the run
+    # even while stdin stays open.
+    from dfdet.featurize import result_stream
+    from dfdet.pool import IDLE
 
+    entries: Iterable[Utterance | BadInput]
+    if lazy:
+        entries = (x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs)
+    else:
         items = [x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs]
-        utts = [u for u in items if isinstance(u, Utterance)]
         for b in items:
             if isinstance(b, BadInput):
                 bad(b.path, b.reason, b.utt_id)
-        with _torch_threads(torch_limit), result_stream(rec, [str(u.path) for u in utts], jobs) as results:
-            batch: list[tuple[Utterance, np.ndarray, float]] = []
-            for u, (status, value, duration) in zip(utts, results, strict=True):
-                if status != "ok":
-                    bad(u.path, value, u.utt_id)
-                    continue
-                batch.append((u, value, duration))
-                if len(batch) >= batch_size:
-                    yield from rows_of(batch)
-                    batch = []
-            if batch:
-                yield from rows_of(batch)
-        return
-
-    if jobs <= 1:
-        from dfdet.featurize import extract_one, one_blas_thread
-
-        with one_blas_thread(), _torch_threads(torch_limit):
-            for item in inputs:
-                if isinstance(item, BadInput):
-                    bad(item.path, item.reason, item.utt_id)
-                    continue
-                u = _as_utterance(item, cwd)
-                status, value, duration = extract_one(rec, str(u.path))
-                if status != "ok":
-                    bad(u.path, value, u.utt_id)
-                    continue
-                yield from rows_of([(u, value, duration)])
-        return
-
-    # Pool over a lazily read input. A reader thread pulls entries (it may block on stdin for as long as the producer
-    # likes); the main thread submits each file to the featurize engine's workers as it arrives (at most
-    # `8 * jobs` in flight) and hands results out in input order as soon as the oldest one is done. The pool's own
-    # threads never touch the input, so an error or Ctrl-C terminates it even while stdin stays open.
-    import multiprocessing
-
-    from dfdet import featurize as fz
-
-    ctx = multiprocessing.get_context(fz.default_start_method())
-    max_inflight = 8 * jobs
-    inflight: collections.deque = collections.deque()  # (Utterance, AsyncResult) or (BadInput, None), input order
-    ended = False
-    # Fork the workers before the reader thread exists: a child forked while that thread holds stdin's lock would
-    # deadlock closing stdin in multiprocessing's bootstrap.
-    pool = ctx.Pool(jobs, initializer=fz.init_worker, initargs=(rec,))
-    incoming: queue.Queue = queue.Queue()
-    threading.Thread(target=_read_inputs, args=(inputs, cwd, incoming), daemon=True, name="dfdet-inputs").start()
-    try:
-        with _torch_threads(torch_limit):
-            while not ended or inflight:
-                while not ended and len(inflight) < max_inflight:  # take what has arrived (wait only when idle)
-                    try:
-                        item = incoming.get(timeout=0.1) if not inflight else incoming.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _END:
-                        ended = True
-                    elif isinstance(item, _ReaderFailed):
-                        raise item.exc
-                    elif isinstance(item, BadInput):
-                        inflight.append((item, None))
-                    else:
-                        inflight.append((item, pool.apply_async(fz.work, (str(item.path),))))
-                batch: list[tuple[Utterance, np.ndarray, float]] = []
-                while inflight and (inflight[0][1] is None or inflight[0][1].ready()):
-                    entry, result = inflight.popleft()
-                    status, value, duration = ("bad", entry.reason, 0.0) if result is None else result.get()
-                    if status == "ok":
-                        batch.append((entry, value, duration))
-                        if len(batch) < batch_size:
-                            continue
-                    if batch:  # rows before a bad input come out before it is reported
-                        yield from rows_of(batch)
-                        batch = []
-                    if status != "ok":
-                        bad(entry.path, value, entry.utt_id)
-                if batch:
-                    yield from rows_of(batch)
-                if inflight:
-                    inflight[0][1].wait(0.02)  # the oldest file (new input is picked up at least every 20 ms)
-        pool.close()
-        pool.join()
-    finally:
-        fz.terminate_pool(pool)  # bounded: a worker killed mid-send cannot hang the run
+        entries = [u for u in items if isinstance(u, Utterance)]
+    early = (lambda x: ("bad", x.reason, 0.0) if isinstance(x, BadInput) else None) if lazy else None
+    # One row at a time gains nothing from more torch threads, and one thread fixes the arithmetic (score contract).
+    with _torch_threads(1), result_stream(rec, entries, jobs, local=early, live=lazy) as results:
+        for got in results:
+            if got is IDLE:  # nothing more is ready yet; every finished row has already gone out
+                continue
+            u, (status, value, duration) = got
+            if status != "ok":
+                bad(u.path, value, u.utt_id)
+                continue
+            yield from rows_of([(u, value, duration)])
 
 
 def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str = "") -> ScoreTable:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,7 @@ class StoreWriter:
         try:
             self.flush()
             self._file.attrs["rows"] = self.rows
+            self._file.attrs["attrs_json"] = json.dumps(self.attrs, sort_keys=True, default=str)  # set during the run
             self._file.close()
             self._file = None
         except BaseException:
@@ -418,38 +420,62 @@ def write_features(path: str | Path, fs: FeatureSet, chunk_rows: int = 1024, **a
             w.add_failure(fail.get("path", ""), fail.get("reason", ""), fail.get("utt_id", ""))
 
 
-def read_hdf5(path: str | Path) -> FeatureSet:
-    """Read a store written by `StoreWriter`; clear errors for non-HDF5 files and other schemas."""
+_STORE_FIX = "pass a store written by `dfdet featurize` (or a study .npz)"
+
+
+def _open_store(p: Path) -> Any:
+    """Open a dfdet HDF5 store for reading after checking that it is one (clear errors for anything else)."""
     import h5py
 
-    p = Path(path)
-    fix = "pass a store written by `dfdet featurize` (or a study .npz)"
     if not p.is_file():
         raise InputError(p, "no such file", "check the path")
     if not h5py.is_hdf5(p):
-        raise InputError(p, "not an HDF5 feature store", fix)
+        raise InputError(p, "not an HDF5 feature store", _STORE_FIX)
+    f = h5open(p, "r")
     try:
-        with h5open(p, "r") as f:
-            a = f.attrs
-            version = a.get("schema_version")
-            if version is None or "features" not in f or a.get("format", "dfdet-features") != "dfdet-features":
-                raise InputError(p, "HDF5 file is not a dfdet feature store (no schema_version or /features)", fix)
-            if int(version) > SCHEMA_VERSION:
-                raise InputError(
-                    p,
-                    f"store schema version {int(version)} is newer than this dfdet reads ({SCHEMA_VERSION})",
-                    "upgrade dfdet",
-                )
+        a = f.attrs
+        version = a.get("schema_version")
+        if version is None or "features" not in f or a.get("format", "dfdet-features") != "dfdet-features":
+            raise InputError(p, "HDF5 file is not a dfdet feature store (no schema_version or /features)", _STORE_FIX)
+        if int(version) > SCHEMA_VERSION:
+            raise InputError(
+                p,
+                f"store schema version {int(version)} is newer than this dfdet reads ({SCHEMA_VERSION})",
+                "upgrade dfdet",
+            )
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _strings(grp: Any, name: str, n: int, sel: slice = slice(None)) -> list[str]:
+    return [str(s) for s in grp[name].asstr()[sel].tolist()] if name in grp else [""] * n
+
+
+def _failures(f: Any) -> list[dict[str, str]]:
+    if "failed" not in f:
+        return []
+    fg = f["failed"]
+    fp = _strings(fg, "path", 0)
+    fr = _strings(fg, "reason", len(fp))
+    fu = _strings(fg, "utt_id", len(fp))
+    return [{"utt_id": u, "path": q, "reason": r} for u, q, r in zip(fu, fp, fr, strict=True)]
+
+
+def read_hdf5(path: str | Path) -> FeatureSet:
+    """Read a store written by `StoreWriter`; clear errors for non-HDF5 files and other schemas."""
+    p = Path(path)
+    try:
+        with _open_store(p) as f:
             X = np.asarray(f["features"][...], dtype=np.float32)
             n = X.shape[0]
-
-            def strings(name: str, grp: Any = f) -> list[str]:
-                return [str(s) for s in grp[name].asstr()[...].tolist()] if name in grp else [""] * n
-
-            cols = {name: strings(name) for name in ROW_STRINGS}
+            cols = {name: _strings(f, name, n) for name in ROW_STRINGS}
             y = np.asarray(f["label"][...], dtype=np.int8) if "label" in f else np.full(n, -1, np.int8)
             duration = np.asarray(f["duration"][...], dtype=np.float64) if "duration" in f else np.full(n, np.nan)
-            names = strings("feature_names") if "feature_names" in f else [f"f{i:03d}" for i in range(X.shape[1])]
+            names = (
+                _strings(f, "feature_names", 0) if "feature_names" in f else [f"f{i:03d}" for i in range(X.shape[1])]
+            )
             groups = []
             if "groups" in f:
                 g = f["groups"]
@@ -457,14 +483,8 @@ def read_hdf5(path: str | Path) -> FeatureSet:
                     FeatureGroup(str(nm), int(s0), int(s1))
                     for nm, s0, s1 in zip(g["name"].asstr()[...].tolist(), g["start"][...], g["stop"][...], strict=True)
                 ]
-            failures = []
-            if "failed" in f:
-                fg = f["failed"]
-                fp = strings("path", fg)
-                fr = strings("reason", fg) if "reason" in fg else [""] * len(fp)
-                fu = strings("utt_id", fg) if "utt_id" in fg else [""] * len(fp)
-                failures = [{"utt_id": u, "path": q, "reason": r} for u, q, r in zip(fu, fp, fr, strict=True)]
-            attrs = _read_attrs(a)
+            failures = _failures(f)
+            attrs = _read_attrs(f.attrs)
     except DfdetError:
         raise
     except (OSError, KeyError, ValueError) as e:
@@ -474,6 +494,10 @@ def read_hdf5(path: str | Path) -> FeatureSet:
             raise InputError(p, f"/{name} has {len(col)} rows but /features has {n}", "featurize it again")
     if len(names) != X.shape[1]:
         raise InputError(p, f"{len(names)} feature names for {X.shape[1]} columns", "featurize it again")
+    if attrs.get("incomplete"):
+        from dfdet import console
+
+        console.warn(f"{p} is incomplete: {attrs['incomplete'].get('reason', '?')} (finish it with featurize --resume)")
     cfg = attrs.get("recipe_config")
     return FeatureSet(
         X=X,
@@ -493,6 +517,42 @@ def read_hdf5(path: str | Path) -> FeatureSet:
         source=str(p),
         domain=cols["domain"],
     )
+
+
+class StoreRows:
+    """A store being resumed (`featurize --resume`): its header, ids and failures now, its rows a block at a time.
+
+    Why not `read_hdf5`: the features of a large store need not be in memory to be copied into its successor.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            with _open_store(self.path) as f:
+                self.attrs = _read_attrs(f.attrs)
+                self.feature_names = _strings(f, "feature_names", 0)
+                self.utt_ids = _strings(f, "utt_id", 0)
+                self.failures = _failures(f)
+                self.rows = int(f["features"].shape[0])
+        except DfdetError:
+            raise
+        except (OSError, KeyError, ValueError) as e:
+            raise InputError(self.path, f"damaged feature store ({e})", "drop --resume to featurize it again") from e
+        self.recipe = self.attrs.get("recipe") or None
+        self.recipe_hash = self.attrs.get("recipe_hash") or None
+
+    def iter_rows(self, block: int = 1024) -> Iterator[tuple]:
+        """(features, utt_id, path, label, speaker, system, domain, duration) per row: `StoreWriter.append`'s order."""
+        with _open_store(self.path) as f:
+            for i in range(0, self.rows, block):
+                sel = slice(i, min(i + block, self.rows))
+                X = np.asarray(f["features"][sel], dtype=np.float32)
+                cols = [_strings(f, name, len(X), sel) for name in ROW_STRINGS]
+                y = np.asarray(f["label"][sel], dtype=np.int8)
+                dur = np.asarray(f["duration"][sel], dtype=np.float64)
+                for j in range(len(X)):
+                    u, p, spk, sy, dom = (c[j] for c in cols)
+                    yield X[j], u, p, int(y[j]), spk, sy, dom, float(dur[j])
 
 
 def _read_attrs(a: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -205,8 +206,10 @@ def launched_featurize(tmp_path: Path, script: str, recipe: str, levels: list[fl
     return [*cmd, "-o", str(outdir / "f.h5")], outdir, env
 
 
-@pytest.mark.parametrize(("sig", "jobs"), [(signal.SIGTERM, 2), (signal.SIGINT, 1)])
-def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
+@pytest.mark.parametrize(("sig", "jobs", "group"), [(signal.SIGTERM, 2, False), (signal.SIGINT, 1, False),
+                                                    (signal.SIGTERM, 2, True)])  # fmt: skip
+def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs, group):
+    """A stop (Ctrl-C, kill, or `kill -TERM -PGID`, which also kills the workers: still an interrupt, not exit 4)."""
     # 200 clips: 5 s of work at -j 2, so the signal lands well before the end even on a loaded machine
     cmd, outdir, env = launched_featurize(tmp_path, LAUNCHER, "slow1", [0.01 * (i % 7) for i in range(200)])
     proc = subprocess.Popen(
@@ -215,6 +218,7 @@ def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     deadline = time.monotonic() + 60
     while not any(p.name.endswith(".tmp") for p in outdir.iterdir()):
@@ -223,7 +227,10 @@ def test_killed_run_leaves_no_output_and_no_temp_file(tmp_path, sig, jobs):
         time.sleep(0.02)
     time.sleep(0.5)  # rows are being written
     assert proc.poll() is None
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "dfdet featurize: interrupted" in err
@@ -288,3 +295,100 @@ def test_table_labels_carry_domain_and_system(runner, tmp_path):
         assert (dom, sysid, int(y)) == (rows[p]["domain"], rows[p]["system"], int(rows[p]["label"] == "spoof"))
     r = runner.invoke(cli, ["info", str(tmp_path / "t.h5")])
     assert re.search(r"^domains +lab 2, wild 2$", r.stdout, re.M)
+
+
+# ---- a worker that dies -------------------------------------------------------------------------------------------
+needs_proc_fifo = pytest.mark.skipif(
+    not (hasattr(os, "mkfifo") and Path("/proc/self/fd").is_dir()), reason="needs Linux /proc and named pipes"
+)
+
+
+def children(pid: int) -> list[int]:
+    """Pids of the live child processes of `pid`, from /proc."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def stalled_worker(proc: subprocess.Popen, fifo: Path, timeout: float = 90) -> tuple[int, int]:
+    """(pid of the worker of `proc` that holds `fifo`, write end of the fifo). The worker blocks opening the named
+    pipe until this opens its write end, then blocks reading it: it holds that one file for as long as the test likes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until some process opens it for reading
+            break
+        except OSError:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no worker opened the fifo"
+            time.sleep(0.02)
+    while True:
+        for pid in children(proc.pid):
+            with contextlib.suppress(OSError):
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == str(fifo) for fd in os.listdir(f"/proc/{pid}/fd")):
+                    return pid, wfd
+        assert time.monotonic() < deadline, "no child of the run holds the fifo"
+        time.sleep(0.02)
+
+
+@needs_proc_fifo
+def test_killed_worker_exits_4_naming_its_file_keeps_finished_rows_and_resume_equals_a_full_run(runner, tmp_path):
+    """A worker SIGKILLed mid-run (as the OOM killer does) ends the run at once with exit 4 and one error line
+    naming the file it held; the finished rows are committed, marked incomplete; --resume then gives the store an
+    uninterrupted run gives."""
+    d = tmp_path / "c"
+    d.mkdir()
+    clips = {f"u{i:02d}": speechlike(16000, 0.3 + 0.05 * (i % 4), f0=100 + 7 * i, seed=i) for i in range(16)}
+    for name, y in clips.items():
+        if name != "u06":
+            sf.write(d / f"{name}.wav", y, 16000, subtype="PCM_16")
+    fifo = d / "u06.wav"  # a file whose reading never ends, until the test kills its worker
+    os.mkfifo(fifo)
+    out = tmp_path / "out" / "f.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("DFDET_MP_START", None)
+    cmd = [sys.executable, "-m", "dfdet", "featurize", str(d), "-o", str(out), "-j", "2", "--chunk-rows", "4"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        pid, wfd = stalled_worker(proc, fifo)
+        time.sleep(0.5)  # the other worker finishes the files after u06 within the window
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        stdout, err = proc.communicate(timeout=60)
+        ended = time.monotonic() - killed
+        os.close(wfd)
+    finally:
+        proc.kill()
+    assert proc.returncode == 4, err
+    assert ended < 10, f"the run took {ended:.1f} s to end after its worker died"
+    assert stdout == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"dfdet featurize: error: a worker process was killed by SIGKILL (out of memory?) while "
+                          f"processing {fifo} (") and "--resume" in err  # fmt: skip
+    fs = load_features(out)
+    assert fs.attrs["incomplete"]["reason"].endswith(f"while processing {fifo}")
+    assert fs.utt_id == sorted(fs.utt_id) and "u06" not in fs.utt_id
+    assert {f"u{i:02d}" for i in range(6)} <= set(fs.utt_id)  # every file before it, and those done after it
+    assert f"{len(fs)} finished row(s) kept in {out}" in err
+    kept = len(fs)
+    # the file is readable now: --resume featurizes only what the store lacks
+    fifo.unlink()
+    sf.write(fifo, clips["u06"], 16000, subtype="PCM_16")
+    p = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"resumed: {kept} of 16 input(s) were already in {out}" in p.stderr
+    r = runner.invoke(cli, ["featurize", str(d), "-o", str(tmp_path / "full.h5"), "-j", "1"])
+    assert r.exit_code == 0, r.stderr
+    resumed, full = load_features(out), load_features(tmp_path / "full.h5")
+    assert_same_store(resumed, full)
+    for name in ("speaker", "system", "domain"):
+        assert getattr(resumed, name) == getattr(full, name)
+    assert resumed.failures == full.failures == [] and "incomplete" not in resumed.attrs
+    assert sorted(os.listdir(out.parent)) == ["f.h5"]

@@ -7,6 +7,7 @@ import os
 import queue
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from dfdet.cli import cli
 from dfdet.provenance import file_hash
 from dfdet.scores import read_scores, read_sidecar, scores_agree, sidecar_path
 from tests.conftest import ROOT
+from tests.test_cli_featurize import needs_proc_fifo, stalled_worker
 from tests.test_scoring import build_trained, make_calibration, make_ensemble
 
 
@@ -318,3 +320,50 @@ def test_failed_sidecar_leaves_neither_file(runner, trained, tmp_path, monkeypat
     assert r.exit_code == 1 and "disk full" in r.stderr
     assert committed == ["s.tsv"]  # the score file did commit first ...
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # ... and was taken back; no temp files left
+
+
+@needs_proc_fifo
+def test_killed_worker_exits_4_naming_its_file_streamed_rows_kept_and_no_half_written_file(trained, tmp_path):
+    """A worker SIGKILLed while stdin is still open ends the stream at once (exit 4, one error line naming the file
+    it held), the rows already streamed stay on stdout; scoring a directory into -o FILE writes nothing."""
+    wavs = sorted(str(p) for p in trained.audio.rglob("*.wav"))[:3]
+    fifo = tmp_path / "stall.wav"  # read by its worker for ever, until the test kills that worker
+    os.mkfifo(fifo)
+    cmd = [sys.executable, "-m", "dfdet", "score", str(trained.model), "-", "-j", "2"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env(), cwd=trained.root)  # fmt: skip
+    try:
+        proc.stdin.write("".join(f"{p}\n" for p in [*wavs, str(fifo)]))
+        proc.stdin.flush()  # and stdin stays open
+        lines = _line_reader(proc.stdout)
+        rows = [lines.get(timeout=90) for _ in range(1 + len(wavs))]  # the header and the rows before the fifo
+        pid, wfd = stalled_worker(proc, fifo)
+        os.kill(pid, signal.SIGKILL)
+        assert proc.wait(30) == 4
+        err = proc.stderr.read()
+        os.close(wfd)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert [r.split("\t")[2] for r in rows[1:]] == wavs and lines.get(timeout=5) is None  # nothing after them
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"dfdet score: error: a worker process was killed by SIGKILL (out of memory?) while "
+                          f"processing {fifo} (")  # fmt: skip
+    # a directory scored into a file: the file appears whole or not at all
+    d = tmp_path / "dir"
+    d.mkdir()
+    for p in wavs:
+        shutil.copy(p, d)
+    os.rename(fifo, d / "zz_stall.wav")
+    out = tmp_path / "out" / "scores.tsv"
+    cmd = [sys.executable, "-m", "dfdet", "score", str(trained.model), str(d), "-j", "2", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        pid, wfd = stalled_worker(proc, d / "zz_stall.wav")
+        os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        os.close(wfd)
+    finally:
+        proc.kill()
+    assert proc.returncode == 4 and f"while processing {d / 'zz_stall.wav'}" in err, err
+    assert not out.parent.exists() or os.listdir(out.parent) == []

@@ -212,62 +212,118 @@ def square_or_fail(x: int) -> int:
 
 
 def test_ordered_results_keeps_order_and_turns_an_unpicklable_error_into_a_dfdet_error():
-    """Such an error would kill the pool's result thread and hang `imap`; it arrives as a DfdetError naming it."""
+    """An error that would not unpickle in the parent arrives as a DfdetError naming it, in its turn."""
     items = [5, 1, 4, 2, 3, 0]
     with ordered_results(items[:4], square_or_fail, square_or_fail, init_worker, (Toy3(),), jobs=2) as it:
-        assert list(it) == [25, 1, 16, 4]
+        assert list(it) == [(5, 25), (1, 1), (4, 16), (2, 4)]
+    got = []
     with (
         pytest.raises(DfdetError, match="^TwoArgError: x/3$"),
-        ordered_results(items, square_or_fail, square_or_fail, init_worker, (Toy3(),), jobs=2, chunksize=1) as it,
+        ordered_results(items, square_or_fail, square_or_fail, init_worker, (Toy3(),), jobs=2) as it,
     ):
-        list(it)
+        got.extend(it)
+    assert got == [(5, 25), (1, 1), (4, 16), (2, 4)]  # everything before it, in order
 
 
-def _sleep_forever(marker: str = "") -> None:
-    import time
+def _stall(item: str) -> str:
+    """Upper-cases `item`; `stall:PATH` writes this worker's pid to PATH and sleeps (until the test kills it)."""
+    if item.startswith("stall:"):
+        Path(item[6:]).write_text(str(os.getpid()))
+        time.sleep(120)
+    return item.upper()
 
-    if marker:
-        Path(marker).touch()  # the worker is inside its task now, holding none of the pool's queue locks
-    time.sleep(3600)
 
-
-def test_terminate_pool_gives_up_on_a_stuck_terminate_and_kills_the_workers(tmp_path):
-    """CPython's Pool.terminate can block forever on a lock a killed worker held; the run must still end. A pool
-    stand-in whose terminate blocks holds real busy worker processes; a real pool terminates normally."""
+def test_a_killed_worker_raises_worker_died_naming_its_item_with_the_finished_results(tmp_path):
+    """The pool under a real SIGKILL of a worker: WorkerDied (exit 4) names what that worker held, carries what
+    finished after the last result handed out, and leaves no worker behind."""
     import multiprocessing
+    import signal
     import threading
 
-    from dfdet.featurize import default_start_method, terminate_pool
+    from dfdet.errors import WorkerDied
 
-    ctx = multiprocessing.get_context(default_start_method())
+    marker = tmp_path / "pid"
+    items = ["a", "b", f"stall:{marker}", "c", "d", "e"]
+    killed: list[float] = []
 
-    class StuckPool:
-        def __init__(self) -> None:
-            self._pool = [ctx.Process(target=_sleep_forever, daemon=True) for _ in range(2)]
-            for p in self._pool:
-                p.start()
-            self.released = threading.Event()
+    def kill_the_staller() -> None:
+        while not marker.exists() or not marker.read_text():
+            time.sleep(0.01)
+        time.sleep(1.0)  # the other worker finishes what it was given meanwhile
+        killed.append(time.monotonic())
+        os.kill(int(marker.read_text()), signal.SIGKILL)
 
-        def terminate(self) -> None:
-            self.released.wait()  # the hang: never returns until the test releases it
+    threading.Thread(target=kill_the_staller, daemon=True).start()
+    got = []
+    with (
+        pytest.raises(WorkerDied) as err,
+        ordered_results(items, _stall, _stall, init_worker, (Toy3(),), jobs=2) as it,
+    ):
+        got.extend(it)
+    assert time.monotonic() - killed[0] < 5
+    assert got == [("a", "A"), ("b", "B")]
+    assert err.value.path == f"stall:{marker}" and err.value.exit_code == 4
+    assert str(err.value).startswith("a worker process was killed by SIGKILL (out of memory?) while processing stall:")
+    # c went to the other worker, so it finished; d or e may have queued behind the stalled file, unfinished
+    names = [x for x, _ in err.value.finished]
+    assert names[0] == "c" and names == sorted(set(names)) and set(names) <= {"c", "d", "e"}
+    assert all(value == x.upper() for x, value in err.value.finished)
+    assert multiprocessing.active_children() == []
 
-    stuck = StuckPool()
-    try:
-        assert terminate_pool(stuck, timeout=0.5) is False
-        assert [p.exitcode for p in stuck._pool] == [-9, -9]  # killed outright, nothing left working
-    finally:
-        stuck.released.set()
-        for p in stuck._pool:
-            p.kill()
-    # A real pool terminated while its worker is busy in a task stops normally. (Terminated while a worker is still
-    # taking its task from the queue, CPython's terminate can block on the lock the killed worker held: in one CI-like
-    # run it did, for the whole timeout. That case is the first half of this test.)
-    marker = tmp_path / "started"
-    healthy = ctx.Pool(1, initializer=init_worker, initargs=(None,))
-    healthy.map_async(_sleep_forever, [str(marker)])
-    deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    workers = list(healthy._pool)
-    assert terminate_pool(healthy, timeout=30) is True
-    assert not any(p.is_alive() for p in workers)
+
+def test_resume_keeps_the_rows_present_and_equals_an_uninterrupted_run(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=9)
+    bad = _bad_inputs(tmp_path / "bad")
+    utts += [Utterance("spk0/utt03b", str(bad["not_audio"])), Utterance("spk1/utt06b", str(bad["empty"]))]
+    full = tmp_path / "full.h5"
+    featurize(utts, full, recipe=Toy3(), jobs=2, skip_bad=True, chunk_rows=2)
+    part = tmp_path / "part.h5"
+    order = sorted(utts, key=lambda u: u.utt_id)
+    featurize(order[::3], part, recipe=Toy3(), skip_bad=True, chunk_rows=2)  # rows and a failure, with gaps
+    assert len(load_features(part)) + len(load_features(part).failures) == 4
+    res = featurize(utts, part, recipe=Toy3(), jobs=2, skip_bad=True, chunk_rows=2, resume=True)
+    assert (res.resumed, res.done, res.total, res.skipped) == (4, 9, 11, 2)
+    a, b = load_features(full), load_features(part)
+    assert a.X.tobytes() == b.X.tobytes() and a.y.tolist() == b.y.tolist()
+    for name in ("utt_id", "path", "speaker", "system", "domain", "failures"):
+        assert getattr(a, name) == getattr(b, name), name
+    np.testing.assert_array_equal(a.duration, b.duration)
+    # nothing left to do: the same store again; no store yet: a plain run
+    assert featurize(utts, part, recipe=Toy3(), skip_bad=True, resume=True).resumed == 11
+    assert load_features(part).X.tobytes() == a.X.tobytes()
+    fresh = featurize(utts, tmp_path / "new.h5", recipe=Toy3(), skip_bad=True, resume=True)
+    assert fresh.resumed == 0 and load_features(tmp_path / "new.h5").X.tobytes() == a.X.tobytes()
+
+
+def test_resume_refuses_another_recipe_shard_or_inputs_and_keeps_the_store(tmp_path):
+    utts = write_corpus(tmp_path / "c", n=4)
+    out = tmp_path / "f.h5"
+    featurize(utts[:2], out, recipe=Toy3())
+    before = out.read_bytes()
+    with pytest.raises(DfdetError, match="not toy3") as e:
+        featurize(utts, out, recipe=Toy3(nan_when_silent=True), resume=True)
+    assert "drop --resume" in e.value.fix
+    with pytest.raises(DfdetError, match="is shard all, not 1/2"):
+        featurize(utts, out, recipe=Toy3(), shard=(1, 2), resume=True)
+    stranger = sorted(u.utt_id for u in utts[:2])[0]
+    with pytest.raises(DfdetError, match=f"1 utterance.s. not among the inputs .e.g. {stranger}"):
+        featurize([u for u in utts if u.utt_id != stranger], out, recipe=Toy3(), resume=True)
+    assert out.read_bytes() == before
+
+
+def test_the_pool_takes_a_bounded_window_of_inputs():
+    """Memory flat in corpus size: the pool takes at most WINDOW x jobs inputs ahead of the results handed out."""
+    from dfdet.pool import WINDOW
+
+    pulled: list[int] = []
+
+    def inputs():
+        for i in range(2000):
+            pulled.append(i)
+            yield i
+
+    with ordered_results(inputs(), str, str, init_worker, (Toy3(),), jobs=2) as it:
+        assert next(it) == (0, "0")
+        assert len(pulled) <= WINDOW * 2 + 1
+        rest = list(it)
+    assert rest == [(i, str(i)) for i in range(1, 2000)]

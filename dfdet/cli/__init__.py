@@ -102,7 +102,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, seed: int) -
 
     Scores are bona-fide-positive (higher = more likely genuine), as in the ASVspoof evaluation package.
     stdout carries data only; messages and progress go to stderr. Exit codes: 0 ok, 1 error, 2 usage,
-    3 partial success under --skip-bad, 130 interrupted.
+    3 partial success under --skip-bad, 4 a worker process died (out of memory?), 130 interrupted.
     """
     ctx.obj = Settings(verbose=verbose, quiet=quiet, debug=debug, seed=seed)
     from dfdet.seeding import seed_everything

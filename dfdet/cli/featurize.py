@@ -28,6 +28,11 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--shard", callback=_shard, metavar="K/N", help="Process only shard K of N (then `dfdet merge`).")
 @click.option("--skip-bad", is_flag=True, help="Warn about and record bad inputs instead of stopping (exit 3).")
 @click.option("--chunk-rows", type=click.IntRange(min=1), default=256, show_default=True, help="Rows per write.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Keep the rows already in OUTPUT (e.g. after exit 4) and featurize only the utterances it lacks.",
+)
 def featurize(
     inputs: tuple[str, ...],
     output: str,
@@ -40,6 +45,7 @@ def featurize(
     shard: tuple[int, int] | None,
     skip_bad: bool,
     chunk_rows: int,
+    resume: bool,
 ) -> None:
     """Compute a feature vector per utterance into an HDF5 store.
 
@@ -48,12 +54,17 @@ def featurize(
     with the label file. Rows are sorted by utt_id; the output is identical for any -j. Bad inputs stop the run
     (exit 1, no output) unless --skip-bad, which records them in the store and exits 3.
 
+    A worker process that dies (out of memory, kill -9) ends the run at once with exit 4, naming the file it held:
+    the rows finished so far are committed to OUTPUT, marked incomplete (`dfdet info` warns). The same command with
+    --resume then featurizes only the missing utterances; the store equals an uninterrupted run's.
+
     \b
     Examples:
       dfdet featurize wavs/ -o feats.h5
       find wavs -name '*.wav' | dfdet featurize - -o feats.h5
       dfdet featurize --labels LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.train.trn.txt -o train.h5
       dfdet featurize wavs/ --shard 3/8 -o part3.h5   # then: dfdet merge part*.h5 -o feats.h5
+      dfdet featurize wavs/ -o feats.h5 --resume        # after exit 4 (or to add new files of wavs/)
     """
     from dfdet import console
     from dfdet.errors import PartialSuccess, UsageError
@@ -80,9 +91,13 @@ def featurize(
     console.verbose(
         f"featurize: {len(utts)} input(s); recipe {rec.name} (hash {recipe_hash(rec)}, {len(rec.feature_names)} dims); "
         f"jobs {jobs}; shard {f'{shard[0]}/{shard[1]}' if shard else 'all'}; chunk rows {chunk_rows}; "
-        f"skip bad {skip_bad}; labels {labels or '-'} ({label_kind}); output {output}"
+        f"skip bad {skip_bad}; labels {labels or '-'} ({label_kind}); output {output}; resume {resume}"
     )
-    result = run(utts, output, recipe=rec, jobs=jobs, shard=shard, skip_bad=skip_bad, chunk_rows=chunk_rows)
+    result = run(
+        utts, output, recipe=rec, jobs=jobs, shard=shard, skip_bad=skip_bad, chunk_rows=chunk_rows, resume=resume
+    )
+    if result.resumed:
+        console.info(f"resumed: {result.resumed} of {result.total} input(s) were already in {output}")
     console.info(f"wrote {output}: {result.done} rows x {len(rec.feature_names)} features")
     console.info(console.summary_line(result.done, result.total, result.skipped, result.seconds))
     if result.skipped:

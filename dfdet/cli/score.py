@@ -56,6 +56,10 @@ def score(
     Bad audio stops the run (exit 1) unless --skip-bad: then each bad input is warned about, the rest is written,
     and the exit status is 3.
 
+    A worker process that dies (out of memory, kill -9) ends the run at once with exit 4, naming the file it held:
+    rows already streamed to stdout stay, a score FILE is not written (featurize long runs with --resume first,
+    then score the store).
+
     With -o FILE, FILE.prov.json is written beside it (detector kind, path and content hash, calibration, input,
     rows, format, dfdet version and command); `dfdet report` matches score files to models by it. None for stdout.
 
