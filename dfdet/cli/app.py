@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dfdet.caveats import MIN_SECONDS
+
 
 @click.command("app")
 @click.option(
@@ -27,9 +29,9 @@ import click
 @click.option(
     "--min-seconds",
     type=click.FloatRange(min=0.0),
-    default=0.25,
+    default=MIN_SECONDS,
     show_default=True,
-    help="Shorter clips get an error instead of a verdict (the features would describe mostly padding).",
+    help="Shorter clips get an error instead of a verdict (the features would describe mostly padding), as in score.",
 )
 @click.option("--no-browser", is_flag=True, help="Do not open a browser tab (the URL is printed on stderr).")
 def app(
