@@ -37,7 +37,7 @@ def too_short(duration: float, min_seconds: float = MIN_SECONDS) -> str | None:
 
 
 def too_short_fix(min_seconds: float = MIN_SECONDS) -> str:
-    return f"use a clip of at least {min_seconds:g} s, or pass --skip-bad to score the rest"
+    return f"use clips of at least {min_seconds:g} s, or pass --skip-bad to score the rest"
 
 
 def window_seconds(recipe_config: dict[str, Any] | None) -> float | None:

@@ -442,13 +442,13 @@ def format_score(x: float) -> str:
     More digits (repr of the float64) would only print float32 noise; fewer (%.6g) would tie distinct scores.
     """
     x = float(x)
-    return "" if math.isnan(x) else f"{x:.{SCORE_DIGITS}g}"
+    return "" if math.isnan(x) else repr(float(f"{x:.{SCORE_DIGITS}g}"))  # repr: 2.0, not 2
 
 
 def format_p(x: float) -> str:
-    """A probability as written to a score file: 6 significant digits, '' for NaN (1 - 3e-9 is written 1)."""
+    """A probability as written to a score file: 6 significant digits, '' for NaN (1 - 3e-9 is written 1.0)."""
     x = float(x)
-    return "" if math.isnan(x) else f"{x:.{P_DIGITS}g}"
+    return "" if math.isnan(x) else repr(float(f"{x:.{P_DIGITS}g}"))
 
 
 def _word(code: Any) -> str:

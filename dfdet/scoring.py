@@ -414,13 +414,13 @@ def score_store(
     where = fs.source or "features"
     for bad, what, fix, reason in (
         (nonfinite, "score NaN or infinite", f"check those feature rows for NaN; {SKIP_FIX}", "score is not finite"),
-        (too_short, "come from clips too short to judge", caveats.too_short_fix(min_seconds), None),
+        (too_short, f"come from clips shorter than {min_seconds:g} s", caveats.too_short_fix(min_seconds), None),
     ):
         if not bad.any():
             continue
         first = int(np.flatnonzero(bad)[0])
         if not skip_bad:
-            detail = f"{fs.utt_id[first]!r}" + ("" if reason else f": {short[first]}")
+            detail = f"{fs.utt_id[first]!r}" + ("" if reason else f", {duration[first]:.2f} s")
             raise DfdetError(f"{where}: {int(bad.sum())} row(s) {what} (e.g. {detail})", fix)
         for i in np.flatnonzero(bad):
             why = reason or str(short[i])
