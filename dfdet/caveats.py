@@ -151,12 +151,17 @@ def domain_lines(detector: Any, name: str | None = None) -> list[tuple[bool, str
     groups: dict[tuple[bool, str], list[str]] = {}
     for m in detector.members:
         groups.setdefault(describe_domain(getattr(m.detector, "meta", {}) or {}), []).append(m.name)
-    many = len(detector.members) > 1
     out = []
     for (synthetic, words), members in groups.items():
-        who = name if not many or len(groups) == 1 else f"{name} members {', '.join(members)}"
-        line = f"detector {who} was trained on {words}"
+        if len(groups) == 1:
+            line = f"detector {name} was trained on {words}"
+        elif len(members) == 1:
+            line = f"member {members[0]} of {name} was trained on {words}"
+        else:
+            line = f"members {', '.join(members)} of {name} were trained on {words}"
         if synthetic:
-            line += "; its verdicts on real speech mean nothing"
+            line += (
+                f"; {'its' if len(members) == 1 or len(groups) == 1 else 'their'} verdicts on real speech mean nothing"
+            )
         out.append((synthetic, line))
     return out
