@@ -32,30 +32,30 @@ class Trained:
     model2: Path
 
 
-def build_trained(tmp_path_factory) -> Trained:
-    """Generate, featurize and train once per session (test_cli_score reuses it)."""
-    if "trained" in _CACHE:
-        return _CACHE["trained"]  # type: ignore[return-value]
+def featurize_and_train(labels: Path, store: Path, models: dict[Path, str], epochs: int) -> None:
+    """Featurize a labelled corpus into `store` and train one linear model per {path: optimizer} on it."""
     from dfdet.artifact import save_result
     from dfdet.featurize import featurize
     from dfdet.protocols import read_labels
     from dfdet.store import load_features
     from dfdet.training import make_config, train_model
 
-    root = tmp_path_factory.mktemp("scoring")
-    table = make_table_corpus(root / "corpus", n=12, seconds=0.5)
-    store = root / "feats.h5"
-    featurize(read_labels(table), store, jobs=1, show_progress=False)
+    featurize(read_labels(labels), store, jobs=1, show_progress=False)
     fs = load_features(store)
-    paths = []
-    for name, opt in (("adamw", "adamw"), ("sgd", "sgd")):
-        cfg = make_config(model="linear", optimizer=opt, epochs=2, batch_size=8, val_split=0.0, patience=None)
-        p = root / "models" / f"{name}.pt"
-        save_result(p, train_model(fs, config=cfg))
-        paths.append(p)
-    trained = Trained(root, table, root / "corpus" / "audio", store, paths[0], paths[1])
-    _CACHE["trained"] = trained
-    return trained
+    for path, opt in models.items():
+        cfg = make_config(model="linear", optimizer=opt, epochs=epochs, batch_size=8, val_split=0.0, patience=None)
+        save_result(path, train_model(fs, config=cfg))
+
+
+def build_trained(tmp_path_factory) -> Trained:
+    """Generate, featurize and train once per session (test_cli_score reuses it)."""
+    if "trained" not in _CACHE:
+        root = tmp_path_factory.mktemp("scoring")
+        table = make_table_corpus(root / "corpus", n=12, seconds=0.5)
+        paths = [root / "models" / "adamw.pt", root / "models" / "sgd.pt"]
+        featurize_and_train(table, root / "feats.h5", {paths[0]: "adamw", paths[1]: "sgd"}, epochs=2)
+        _CACHE["trained"] = Trained(root, table, root / "corpus" / "audio", root / "feats.h5", paths[0], paths[1])
+    return _CACHE["trained"]  # type: ignore[return-value]
 
 
 @dataclass
@@ -69,24 +69,15 @@ class DemoTrained:
 
 def build_demo_trained(tmp_path_factory) -> DemoTrained:
     """demo-corpus -> featurize -> train, once per session (a few seconds): a model that must say it is synthetic."""
-    if "demo" in _CACHE:
-        return _CACHE["demo"]  # type: ignore[return-value]
-    from dfdet.artifact import save_result
-    from dfdet.democorpus import make_demo_corpus
-    from dfdet.featurize import featurize
-    from dfdet.protocols import read_labels
-    from dfdet.store import load_features
-    from dfdet.training import make_config, train_model
+    if "demo" not in _CACHE:
+        from dfdet.democorpus import make_demo_corpus
 
-    root = tmp_path_factory.mktemp("democorpus")
-    kw = {"n_per_class": 4, "n_wild_per_class": 0, "n_lab_speakers": 2, "seconds": (1.0, 1.2), "seed": 1}
-    corpus = Path(make_demo_corpus(root / "corpus", **kw)["outdir"])
-    store = root / "lab.h5"
-    featurize(read_labels(corpus / "lab.csv"), store, jobs=1, show_progress=False)
-    cfg = make_config(model="linear", optimizer="adamw", epochs=1, batch_size=8, val_split=0.0, patience=None)
-    model = root / "models" / "demo.pt"
-    save_result(model, train_model(load_features(store), config=cfg))
-    _CACHE["demo"] = DemoTrained(corpus, store, model)
+        root = tmp_path_factory.mktemp("democorpus")
+        kw = {"n_per_class": 4, "n_wild_per_class": 0, "n_lab_speakers": 2, "seconds": (1.0, 1.2), "seed": 1}
+        corpus = Path(make_demo_corpus(root / "corpus", **kw)["outdir"])
+        model = root / "models" / "demo.pt"
+        featurize_and_train(corpus / "lab.csv", root / "lab.h5", {model: "adamw"}, epochs=1)
+        _CACHE["demo"] = DemoTrained(corpus, root / "lab.h5", model)
     return _CACHE["demo"]  # type: ignore[return-value]
 
 

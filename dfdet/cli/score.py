@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dfdet.caveats import MIN_SECONDS
-from dfdet.cli.options import jobs_option, label_options, score_format_option
+from dfdet.cli.options import jobs_option, label_options, min_seconds_option, score_format_option
 
 
 @click.command("score")
@@ -27,13 +26,7 @@ from dfdet.cli.options import jobs_option, label_options, score_format_option
     help="Calibration JSON (dfdet calibrate) applied to the detector's score; its threshold then decides.",
 )
 @click.option("--members", is_flag=True, help="Add one raw score column per member model (score_<name>).")
-@click.option(
-    "--min-seconds",
-    type=click.FloatRange(min=0.0),
-    default=MIN_SECONDS,
-    show_default=True,
-    help="Shorter clips get an error instead of a verdict (the features would describe mostly zero padding).",
-)
+@min_seconds_option
 def score(
     detector: str,
     inputs: tuple[str, ...],
