@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ import soundfile as sf
 
 from dfdet import __version__
 from dfdet.atomic import atomic_path, write_text_atomic
+from dfdet.caveats import CORPUS_FILE, DEMO_CORPUS_NAME, corpus_marker
 from dfdet.provenance import config_hash
 
 SR = 16000
@@ -594,7 +596,8 @@ def make_demo_corpus(
     """Write the demo corpus under `outdir` and return counts and paths.
 
     Layout: `outdir/{lab,wild}/{bonafide,spoof}/<domain>_NNNN.{wav,flac}`, label tables `lab.csv`, `wild.csv`,
-    `labels.csv` (all rows; written last, so its presence means the corpus is complete) and `README.txt`.
+    `labels.csv` (all rows; written last, so its presence means the corpus is complete), `README.txt` and
+    `corpus.json` (marks the corpus synthetic for featurize/train, see dfdet.caveats).
     Deterministic: the same arguments give byte-identical files. `progress` may wrap the clip iterator (a tqdm-like
     callable taking an iterable); the library itself prints nothing.
     """
@@ -672,6 +675,9 @@ def make_demo_corpus(
         "wild_systems": list(WILD_SYSTEMS),
     }
     write_text_atomic(outdir / "README.txt", _readme(config, rows))
+    # featurize finds this marker above the audio and train records it: models trained here say they are synthetic
+    marker = corpus_marker(DEMO_CORPUS_NAME, True, config_hash=config_hash(config), generator=config["generator"])
+    write_text_atomic(outdir / CORPUS_FILE, json.dumps(marker, indent=2, sort_keys=True) + "\n")
     paths = {}
     for domain in DOMAINS:
         paths[domain] = outdir / f"{domain}.csv"

@@ -254,6 +254,11 @@ def featurize(
     meta: dict[str, Any] = {"n_inputs": n_inputs, "skip_bad": bool(skip_bad)}
     if shard is not None:
         meta["shard"] = f"{shard[0]}/{shard[1]}"
+    from dfdet.caveats import find_corpus
+
+    corpus = find_corpus([u.path for u in utterances])  # e.g. the synthetic demo corpus: train records it
+    if corpus is not None:
+        meta["corpus"] = corpus
     meta.update(attrs or {})
     previous = None
     if resume and Path(out_path).exists():

@@ -3,7 +3,8 @@
 A dfdet score file is a TSV with a header, one row per utterance, sorted by `utt_id`; columns `utt_id`, `score` and,
 where known, `path`, `p_spoof`, `decision`, `label`, then any passthrough columns (system, speaker, domain, ...).
 `score` is BONA-FIDE-POSITIVE natural-log odds (an LLR after calibration), as in the ASVspoof evaluation package;
-`p_spoof` = sigmoid(-score). Rows are sorted when a whole table is written; `ScoreWriter` streams rows in arrival order.
+`p_spoof` = sigmoid(-score). Scores are written to 9 significant digits (every float32 model score exactly), p_spoof
+to 6. Rows are sorted when a whole table is written; `ScoreWriter` streams rows in arrival order.
 
 A score file written to a path can carry a provenance sidecar, `FILE.prov.json` beside it (`sidecar_path`): what
 scored it (detector kind, path and content hash, member models, calibration), on what input, how many rows, the
@@ -51,6 +52,8 @@ __all__ = [
     "ScoreWriter",
     "attach_keys",
     "file_record",
+    "format_p",
+    "format_score",
     "is_sidecar_doc",
     "read_keys",
     "near_threshold",
@@ -456,10 +459,25 @@ def read_scores(path: str | os.PathLike, numeric_labels: bool = False) -> ScoreT
 
 
 # --------------------------------------------------------------------------------------------------- writing
-def _fmt(x: float) -> str:
-    """Shortest text that reads back to the same float (so write -> read is exact); '' for NaN."""
+SCORE_DIGITS = 9  # significant digits of a written score: a float32 round-trips, so ranks and ties survive the file
+P_DIGITS = 6  # significant digits of a written p_spoof (a display column: `score` carries the precision)
+
+
+def format_score(x: float) -> str:
+    """A score as written to a score file: 9 significant digits, '' for NaN.
+
+    Why 9: raw model scores are float32 logits, and 9 digits identify a float32 exactly, so a file keeps every rank
+    and tie of them; a calibrated or fused score keeps a relative precision of 5e-10, finer than its float32 inputs.
+    More digits (repr of the float64) would only print float32 noise; fewer (%.6g) would tie distinct scores.
+    """
     x = float(x)
-    return "" if math.isnan(x) else repr(x)
+    return "" if math.isnan(x) else repr(float(f"{x:.{SCORE_DIGITS}g}"))  # repr: 2.0, not 2
+
+
+def format_p(x: float) -> str:
+    """A probability as written to a score file: 6 significant digits, '' for NaN (1 - 3e-9 is written 1.0)."""
+    x = float(x)
+    return "" if math.isnan(x) else repr(float(f"{x:.{P_DIGITS}g}"))
 
 
 def _word(code: Any) -> str:
@@ -684,13 +702,13 @@ class ScoreWriter:
             raise DfdetError(f"{utt_id}: score is NaN", "fix the scorer or skip that input")
         self._seen.add(utt_id)
         if self.format == "tsv":
-            values = {"utt_id": utt_id, "score": _fmt(score), "path": "" if path is None else str(path)}
-            values["p_spoof"] = "" if p_spoof is None else _fmt(p_spoof)
+            values = {"utt_id": utt_id, "score": format_score(score), "path": "" if path is None else str(path)}
+            values["p_spoof"] = "" if p_spoof is None else format_p(p_spoof)
             values["decision"], values["label"] = _word(decision), _word(label)
             values.update({k: "" if v is None else str(v) for k, v in extra.items()})
             self._writer.writerow([values.get(c, "") for c in self.columns])
         elif self.format == "asvspoof":
-            self._fh.write(f"{utt_id}\t{_fmt(score)}\n")
+            self._fh.write(f"{utt_id}\t{format_score(score)}\n")
         elif self.format == "asvspoof-keys":
             word = _word(label)
             if not word:
@@ -698,7 +716,7 @@ class ScoreWriter:
             self._fh.write(f"{utt_id}\t{word}\n")
         else:  # asvspoof2019: utt_id system key score
             system = str(extra.get("system") or "-")
-            self._fh.write(f"{utt_id} {system} {_word(label) or '-'} {_fmt(score)}\n")
+            self._fh.write(f"{utt_id} {system} {_word(label) or '-'} {format_score(score)}\n")
         self.n_rows += 1
         self._flush()
 

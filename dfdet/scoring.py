@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from dfdet import console
+from dfdet import caveats, console
+from dfdet.caveats import MIN_SECONDS
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.inputs import Utterance
-from dfdet.scores import ScoreTable, score_to_p_spoof
+from dfdet.scores import ScoreTable, format_score, score_to_p_spoof
 
 if TYPE_CHECKING:
     from dfdet.artifact import Detector
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 SKIP_FIX = "pass --skip-bad to continue past bad inputs"
 STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")
 MEMBER_PREFIX = "score_"  # per-member raw score columns: score_<member name>
+DURATION_COLUMN = "duration_s"  # seconds of audio in the file
+SCORED_COLUMN = "scored_s"  # seconds the recipe looked at: less than duration_s when only the first window was scored
+CROP_COLUMNS = (DURATION_COLUMN, SCORED_COLUMN)
 _BLOCK_ROWS = 65536  # features scored per block (bounded memory on large stores)
 _MAX_NESTING = 8
 
@@ -360,8 +364,25 @@ def member_column(name: str) -> str:
     return f"{MEMBER_PREFIX}{name}"
 
 
-def _fmt(x: float) -> str:
-    return repr(float(x))
+def _seconds(x: float) -> str:
+    return "" if x != x else f"{float(x):.3f}"
+
+
+def crop_columns(duration: Any, window: float | None) -> dict[str, list[str]]:
+    """`duration_s` and `scored_s` columns (text) for clips of `duration` seconds under a recipe `window`."""
+    d = np.asarray(duration, dtype=np.float64).reshape(-1)
+    return {
+        DURATION_COLUMN: [_seconds(v) for v in d],
+        SCORED_COLUMN: [_seconds(caveats.scored_seconds(float(v), window)) for v in d],
+    }
+
+
+def cropped_rows(table: ScoreTable) -> int:
+    """Rows of a score table judged on a crop (scored_s < duration_s); 0 when the table has no such columns."""
+    if not all(c in table.extra for c in CROP_COLUMNS):
+        return 0
+    pairs = zip(table.extra[DURATION_COLUMN], table.extra[SCORED_COLUMN], strict=True)
+    return sum(1 for d, sc in pairs if d and sc and float(sc) < float(d))
 
 
 def score_store(
@@ -370,40 +391,52 @@ def score_store(
     members: bool = False,
     skip_bad: bool = False,
     failures: list[dict[str, str]] | None = None,
+    min_seconds: float = MIN_SECONDS,
 ) -> tuple[ScoreTable, list[dict[str, str]]]:
     """Score every row of a feature store -> (ScoreTable sorted by utt_id, rows skipped); `members` adds
-    score_<name> columns.
+    score_<name> columns; a store that records durations adds `duration_s` and `scored_s`.
 
-    Refuses features of another recipe. Rows whose score is not finite (NaN features in an .npz) are an error, or
-    under `skip_bad` warned about, left out and listed (also appended to `failures` when given).
+    Refuses features of another recipe. Rows whose score is not finite (NaN features in an .npz) and rows from clips
+    shorter than `min_seconds` (where the store records durations) are an error, or under `skip_bad` warned about,
+    left out and listed (also appended to `failures` when given).
     """
     detector.check_features(fs)
     out = detector.score_features(fs.X)
     score = out["score"]
     skipped: list[dict[str, str]] = []
-    bad = ~np.isfinite(score)
-    if bad.any():
+    duration = np.asarray(fs.duration, dtype=np.float64) if fs.duration is not None else np.full(len(fs), np.nan)
+    short = [caveats.too_short(float(d), min_seconds) for d in duration]
+    nonfinite = ~np.isfinite(score)
+    too_short = np.array([r is not None for r in short], dtype=bool) & ~nonfinite  # each row reported once
+    where = fs.source or "features"
+    for bad, what, fix, reason in (
+        (nonfinite, "score NaN or infinite", f"check those feature rows for NaN; {SKIP_FIX}", "score is not finite"),
+        (too_short, f"come from clips shorter than {min_seconds:g} s", caveats.too_short_fix(min_seconds), None),
+    ):
+        if not bad.any():
+            continue
         first = int(np.flatnonzero(bad)[0])
         if not skip_bad:
-            raise DfdetError(
-                f"{fs.source or 'features'}: {int(bad.sum())} row(s) score NaN or infinite (e.g. {fs.utt_id[first]!r})",
-                f"check those feature rows for NaN; {SKIP_FIX}",
-            )
+            detail = f"{fs.utt_id[first]!r}" + ("" if reason else f", {duration[first]:.2f} s")
+            raise DfdetError(f"{where}: {int(bad.sum())} row(s) {what} (e.g. {detail})", fix)
         for i in np.flatnonzero(bad):
-            console.warn(f"skipped {fs.utt_id[i]}: score is not finite (NaN features?)")
-            skipped.append({"utt_id": fs.utt_id[i], "path": fs.path[i], "reason": "score is not finite"})
-        if failures is not None:
-            failures.extend(skipped)
-    keep = np.flatnonzero(~bad)
+            why = reason or str(short[i])
+            console.warn(f"skipped {fs.utt_id[i]}: {why}{' (NaN features?)' if reason else ''}")
+            skipped.append({"utt_id": fs.utt_id[i], "path": fs.path[i], "reason": why})
+    if failures is not None:
+        failures.extend(skipped)
+    keep = np.flatnonzero(~(nonfinite | too_short))
     pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
     extra: dict[str, list[str]] = {}
     for name in ("speaker", "system", "domain"):
         col = getattr(fs, name, None) or []
         if any(col):
             extra[name] = pick(col)
+    if np.isfinite(duration).any():
+        extra.update(crop_columns(duration[keep], caveats.window_seconds(detector.recipe.config)))
     if members:
         for name, col in out["members"].items():
-            extra[member_column(name)] = [_fmt(v) for v in col[keep]]
+            extra[member_column(name)] = [format_score(v) for v in col[keep]]
     table = ScoreTable(
         pick(fs.utt_id),
         score[keep],
@@ -420,7 +453,8 @@ def score_store(
 # --------------------------------------------------------------------------------------------------- audio
 @dataclass
 class ScoredRow:
-    """One scored utterance (decision int8: 0 bona fide, 1 spoof; label -1 unknown)."""
+    """One scored utterance (decision int8: 0 bona fide, 1 spoof; label -1 unknown); `duration` seconds of audio,
+    of which the recipe looked at `scored` (its first window)."""
 
     utt_id: str
     path: str
@@ -433,6 +467,11 @@ class ScoredRow:
     domain: str = ""
     duration: float = float("nan")
     members: dict[str, float] = field(default_factory=dict)
+    scored: float = float("nan")
+
+    @property
+    def cropped(self) -> bool:
+        return self.scored < self.duration
 
     def writer_kwargs(self, members: bool = False, meta: Sequence[str] = ()) -> dict[str, Any]:
         """Keyword arguments for `ScoreWriter.write`."""
@@ -441,11 +480,13 @@ class ScoredRow:
             "p_spoof": self.p_spoof,
             "decision": self.decision,
             "label": self.label,
+            DURATION_COLUMN: _seconds(self.duration),
+            SCORED_COLUMN: _seconds(self.scored),
         }
         for name in meta:
             kw[name] = getattr(self, name)
         if members:
-            kw.update({member_column(k): _fmt(v) for k, v in self.members.items()})
+            kw.update({member_column(k): format_score(v) for k, v in self.members.items()})
         return kw
 
 
@@ -568,14 +609,16 @@ def score_audio_stream(
     skip_bad: bool = False,
     failures: list[dict[str, str]] | None = None,
     lazy: bool | None = None,
+    min_seconds: float = MIN_SECONDS,
 ) -> Iterator[ScoredRow]:
     """Score audio files, yielding rows in input order.
 
     `inputs`: Utterances or paths (ids relative to the working directory) or BadInput markers. A list/tuple is
     featurized with the featurize engine's `result_stream` (dfdet.pool, `jobs` workers) and scored one file at a time;
     any other iterable (e.g. `stdin_utterances`) is consumed lazily and each row is yielded as soon as it is ready
-    (`lazy` overrides the choice). Bad files raise InputError, or under `skip_bad` are warned about, appended to
-    `failures` ({"utt_id", "path", "reason"}) and left out.
+    (`lazy` overrides the choice). Bad files, and files shorter than `min_seconds` (no verdict on what is mostly
+    zero padding), raise InputError, or under `skip_bad` are warned about, appended to `failures` ({"utt_id",
+    "path", "reason"}) and left out. Rows record the seconds scored: a fixed-window recipe looks at the first window.
     """
     rec = detector.feature_recipe()
     if jobs < 1:
@@ -588,7 +631,7 @@ def score_audio_stream(
         from dfdet.featurize import warm_up
 
         warm_up(rec)
-    return _score_audio(detector, rec, inputs, jobs, skip_bad, failures, lazy)
+    return _score_audio(detector, rec, inputs, jobs, skip_bad, failures, lazy, min_seconds)
 
 
 def _score_audio(
@@ -599,12 +642,14 @@ def _score_audio(
     skip_bad: bool,
     failures: list[dict[str, str]] | None,
     lazy: bool,
+    min_seconds: float = MIN_SECONDS,
 ) -> Iterator[ScoredRow]:
     cwd = os.getcwd()
+    window = caveats.window_seconds(rec.config())
 
-    def bad(path: str, reason: str, utt_id: str = "") -> None:
+    def bad(path: str, reason: str, utt_id: str = "", fix: str = SKIP_FIX) -> None:
         if not skip_bad:
-            raise InputError(path, reason, SKIP_FIX)
+            raise InputError(path, reason, fix)
         console.warn(f"skipped {path}: {reason}")
         if failures is not None:
             failures.append({"utt_id": utt_id, "path": str(path), "reason": str(reason)})
@@ -614,6 +659,10 @@ def _score_audio(
         # other files share the run, their order, -j or stdin timing. float32 as the store keeps it.
         names = detector.member_names
         for u, v, duration in batch:
+            why = caveats.too_short(duration, min_seconds)
+            if why is not None:  # in input order, like every other bad input
+                bad(u.path, str(why), u.utt_id, caveats.too_short_fix(min_seconds))
+                continue
             out = detector.score_features(np.asarray(v, dtype=np.float32)[None, :])
             s = float(out["score"][0])
             if not np.isfinite(s):
@@ -631,6 +680,7 @@ def _score_audio(
                 u.domain,
                 float(duration),
                 {n: float(out["members"][n][0]) for n in names},
+                caveats.scored_seconds(float(duration), window),
             )
 
     # One pool for file lists and stdin alike (dfdet.pool). Live (stdin): a reader thread takes paths as they
@@ -662,16 +712,19 @@ def _score_audio(
 
 
 def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str = "") -> ScoreTable:
-    """Collect rows into a ScoreTable sorted by utt_id (speaker/system/domain columns where any is known)."""
+    """Collect rows into a ScoreTable sorted by utt_id (speaker/system/domain columns where any is known, then
+    duration_s and scored_s)."""
     rows = list(rows)
     extra: dict[str, list[str]] = {}
     for name in ("speaker", "system", "domain"):
         col = [getattr(r, name) for r in rows]
         if any(col):
             extra[name] = col
+    extra[DURATION_COLUMN] = [_seconds(r.duration) for r in rows]
+    extra[SCORED_COLUMN] = [_seconds(r.scored) for r in rows]
     if members and rows:
         for name in rows[0].members:
-            extra[member_column(name)] = [_fmt(r.members[name]) for r in rows]
+            extra[member_column(name)] = [format_score(r.members[name]) for r in rows]
     table = ScoreTable(
         [r.utt_id for r in rows],
         np.array([r.score for r in rows], dtype=np.float64),
@@ -731,6 +784,12 @@ class ScoreRun:
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter)
+    cropped: int = 0  # rows judged on the recipe's first `window` seconds only
+    window: float | None = None
+
+    def crop_note(self, store: bool = False) -> str | None:
+        """The once-per-run note on rows scored on a crop (None when there were none)."""
+        return caveats.crop_note(self.cropped, self.done, self.window, store)
 
     def finish(self) -> ScoreRun:
         self.skipped = len(self.failures)

@@ -408,6 +408,7 @@ def train_model(
     loss_fn = make_loss(cfg.loss, cfg.focal_alpha, cfg.focal_gamma)
     hparams = resolve_hparams(cfg.optimizer, cfg.protocol, **cfg.optimizer_overrides)
     device = resolve_device(cfg.device)
+    from dfdet.caveats import training_domain
     from dfdet.seeding import seed_everything
     from dfdet.splitting import train_val_indices
 
@@ -616,6 +617,7 @@ def train_model(
     summary["threshold_source"] = threshold_source
 
     data: dict[str, Any] = {"train": _data_record(fit_fs), "split": split_mode}  # hash: of the rows trained on
+    data["training_domain"] = training_domain(train_fs)  # `score` and the app name it (e.g. a synthetic corpus)
     if val_fs is not None:
         data["val"] = _data_record(val_fs)
         if split_mode != "file":

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfdet.scores import format_p, format_score
 from tests.conftest import speechlike
 from tests.fixtures import bona_signal, spoof_signal
 from tests.test_app_backend import AppModels, build_app_models, cli_tsv, paths_to_names, wav_bytes, write_clip
@@ -91,6 +92,30 @@ def test_page_loads_with_demo_models(page, app_models):
     assert f"{thr:.4g}" in sidebar
 
 
+def test_synthetic_training_data_gets_a_banner(app_models, monkeypatch, tmp_path_factory):
+    """A model trained on the demo corpus: a warning banner above everything, before any upload; a model trained
+    on an unmarked corpus: a caption naming its store, no banner."""
+    from tests.test_scoring import build_demo_trained
+
+    demo = build_demo_trained(tmp_path_factory)
+    monkeypatch.delenv("DFDET_APP_MODELS", raising=False)
+    monkeypatch.setenv("DFDET_APP_DETECTOR", str(demo.model))
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == [
+        "Detector demo.pt was trained on the synthetic demo corpus (lab; store lab.h5); its verdicts on real speech "
+        "mean nothing."
+    ]
+    upload(at, [("x.wav", wav_bytes(bona_signal(16000, 1.0, seed=71)))])
+    assert len(at.warning) == 1 and len(decisions(at)) == 1  # still there next to the verdict
+    monkeypatch.setenv("DFDET_APP_DETECTOR", str(app_models.models[0]))
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception and [w.value for w in at.warning] == []
+    assert "Detector adamw.pt was trained on feats.h5 (domain lab, wild)." in [c.value for c in at.caption]
+
+
 def test_generated_wav_decision_matches_dfdet_score(page, app_models, runner, tmp_path):
     clip = write_clip(tmp_path / "clip.wav", spoof_signal(16000, 1.2, seed=21))
     upload(page, [("clip.wav", clip.read_bytes())])
@@ -141,7 +166,8 @@ def test_batch_table_and_tsv_equal_dfdet_score(page, app_models, runner, tmp_pat
     assert list(table["utt_id"]) == sorted(rows) == ["a_bona", "b_spoof", "c_48k"]
     for _, r in table.iterrows():
         w = rows[r["utt_id"]]
-        assert r["decision"] == w[4] and repr(float(r["score"])) == w[1] and repr(float(r["p_spoof"])) == w[3]
+        assert r["decision"] == w[4] and format_score(r["score"]) == w[1] and format_p(r["p_spoof"]) == w[3]
+        assert f"{r['duration_s']:.3f}" == w[5] and f"{r['scored_s']:.3f}" == w[6]
         assert r["file"] == Path(w[2]).name
     assert {"p_spoof[adamw]", "p_spoof[sgd]"} <= set(table.columns)
     assert sorted(decisions(page)) == sorted(w[4] for w in rows.values())

@@ -19,6 +19,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dfdet.scores import format_p, format_score
 from tests.conftest import speechlike
 from tests.fixtures import bona_signal, make_table_corpus, spoof_signal
 
@@ -269,12 +270,13 @@ def test_scoring_uploads_matches_dfdet_score_byte_for_byte(app_models, runner, t
     assert [f.name for f in batch.files] == list(clips) and all(f.ok for f in batch.files)
     want = cli_tsv(runner, det, files, tmp_path)
     assert batch.tsv.decode("utf-8") == paths_to_names(want)
-    assert want.splitlines()[0] == "utt_id\tscore\tpath\tp_spoof\tdecision"
+    assert want.splitlines()[0] == "utt_id\tscore\tpath\tp_spoof\tdecision\tduration_s\tscored_s"
     # per-file verdicts agree with the CLI rows; thresholds come from the detector file
     cli_rows = {r.split("\t")[0]: r.split("\t") for r in want.splitlines()[1:]}
     for f in batch.files:
         row = cli_rows[f.utt_id]
-        assert f.decision == row[4] and repr(f.score) == row[1] and repr(f.p_spoof) == row[3]
+        assert f.decision == row[4] and format_score(f.score) == row[1] and format_p(f.p_spoof) == row[3]
+        assert f"{f.duration:.3f}" == row[5] and f"{f.scored:.3f}" == row[6]
         assert f.threshold == loaded.scorer.threshold
         assert f.decision == ("bonafide" if f.score >= f.threshold else "spoof")
         assert (f.p_spoof > f.p_threshold) == (f.decision == "spoof") or f.score == f.threshold
@@ -323,12 +325,32 @@ def test_bad_uploads_get_reasons_and_good_ones_still_score(app_models):
     assert "empty file" in by["empty.wav"].error
     assert "not decodable" in by["corrupt.wav"].error and "not decodable" in by["notes.mp3"].error
     assert "zero-length" in by["zero.wav"].error
-    assert "too short" in by["short.wav"].error and "0.10 s" in by["short.wav"].error
+    assert by["short.wav"].error == (
+        "too short to judge (0.10 s of audio; a verdict needs at least 0.25 s): upload a longer clip"
+    )  # the rule and words of dfdet score
     assert "NaN" in by["nan.wav"].error
     for f in batch.failed:
         assert "dfdet-app-" not in f.error and "/tmp" not in f.error  # no server path in messages
     assert batch.tsv.decode().splitlines()[1].startswith("good\t")
     assert len(batch.tsv.decode().splitlines()) == 2
+
+
+def test_training_domain_for_the_banner(app_models, tmp_path_factory):
+    """What the page says about the data behind a detector: the same words as `dfdet score`, synthetic first."""
+    from dfdet.app.backend import load_for_app, training_domain
+    from tests.test_scoring import build_demo_trained
+
+    assert training_domain(load_for_app(app_models.ensemble), "ens/lab.json") == [
+        (False, "Detector ens/lab.json was trained on feats.h5 (domain lab, wild).")
+    ]
+    demo = build_demo_trained(tmp_path_factory)
+    assert training_domain(load_for_app(demo.model)) == [
+        (
+            True,
+            "Detector demo.pt was trained on the synthetic demo corpus (lab; store lab.h5); its verdicts on real "
+            "speech mean nothing.",
+        )
+    ]
 
 
 def test_upload_limit_and_unsafe_names(app_models):

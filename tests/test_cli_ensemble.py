@@ -90,7 +90,7 @@ def test_apply_matches_the_formula_in_the_file(runner, tmp_path, fitted):
     t = read_scores(out)
     assert t.utt_id == sorted(t.utt_id)
     order = [int(u[1:]) for u in t.utt_id]
-    np.testing.assert_allclose(t.score, expected[order], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t.score, expected[order], rtol=5e-9, atol=1e-12)  # files hold 9 significant digits
     assert np.array_equal(t.decision, np.where(t.score >= doc["threshold"]["value"], 0, 1))
     assert np.array_equal(t.label, y[order])
     assert t.extra["system"] == [f"A{i % 3}" for i in order]
@@ -257,7 +257,7 @@ def test_model_members_on_features(runner, tmp_path):
     S = np.c_[fs.X[:, 0], -fs.X[:, 1]].astype(np.float64)
     fused = ((S - np.asarray(f["z_mean"])) / np.asarray(f["z_std"])) @ np.asarray(f["weights"]) + f["intercept"]
     want = c["params"]["a"] * fused + c["params"]["b"]
-    np.testing.assert_allclose(t.score, want, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(t.score, want, rtol=5e-9, atol=1e-9)  # files hold 9 significant digits
     np.testing.assert_array_equal(t.decision, np.where(t.score >= doc["threshold"]["value"], 0, 1))
     # the same detector file scores features directly (what `dfdet score` uses for an ensemble)
     det = load_detector(ens)

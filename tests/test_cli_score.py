@@ -18,10 +18,13 @@ import pytest
 
 from dfdet.cli import cli
 from dfdet.provenance import file_hash
-from dfdet.scores import read_scores, read_sidecar, scores_agree, sidecar_path
+from dfdet.scores import format_score, read_scores, read_sidecar, scores_agree, sidecar_path
 from tests.conftest import ROOT
+from tests.fixtures import bona_signal, write_audio
 from tests.test_cli_featurize import needs_proc_fifo, stalled_worker
-from tests.test_scoring import build_trained, make_calibration, make_ensemble
+from tests.test_scoring import build_demo_trained, build_trained, make_calibration, make_ensemble
+
+CORE = ["utt_id", "score", "path", "p_spoof", "decision"]
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +67,12 @@ def test_store_to_tsv(runner, trained, store_table, tmp_path):
     assert r.exit_code == 0, r.stderr
     assert r.stdout == "" and "done 12 of 12 (0 skipped)" in r.stderr
     header = out.read_text().splitlines()[0].split("\t")
-    assert header == ["utt_id", "score", "path", "p_spoof", "decision", "label", "speaker", "system", "domain"]
+    assert header == [*CORE, "label", "speaker", "system", "domain", "duration_s", "scored_s"]
     t = read_scores(out)
     assert t.utt_id == sorted(t.utt_id) and len(t) == 12
-    np.testing.assert_array_equal(t.score, store_table.score)  # exact text round trip
+    np.testing.assert_array_equal(t.score, [float(format_score(v)) for v in store_table.score])  # as written
+    np.testing.assert_array_equal(t.score.astype(np.float32), store_table.score.astype(np.float32))  # float32 exact
+    assert set(t.extra["scored_s"]) == {"0.500"}
     np.testing.assert_array_equal(t.label, store_table.label)
     assert set(t.column("decision")) <= {"bonafide", "spoof"}
 
@@ -76,7 +81,7 @@ def test_audio_dir_matches_the_store(runner, trained, store_table):
     r = runner.invoke(cli, ["score", str(trained.model), str(trained.audio), "-j", "2"])
     assert r.exit_code == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split("\t") == ["utt_id", "score", "path", "p_spoof", "decision"]
+    assert lines[0].split("\t") == [*CORE, "duration_s", "scored_s"]
     ids = [ln.split("\t")[0] for ln in lines[1:]]
     assert ids == sorted(ids) and ids[0] == "lab/utt000"
     want = by_path(store_table)
@@ -127,7 +132,7 @@ def test_real_shell_pipeline_streams_before_stdin_closes(trained, store_table, t
     try:
         lines = _line_reader(proc.stdout)
         header = lines.get(timeout=90)  # interpreter start-up and imports on a loaded test machine
-        assert header.rstrip("\n").split("\t") == ["utt_id", "score", "path", "p_spoof", "decision"]
+        assert header.rstrip("\n").split("\t") == [*CORE, "duration_s", "scored_s"]
         rows = [lines.get(timeout=30).rstrip("\n").split("\t") for _ in wavs]  # find's paths, stdin still open
         assert proc.poll() is None
         t0 = time.perf_counter()
@@ -163,8 +168,8 @@ def test_wrong_recipe_refused(runner, trained, tmp_path):
     out = tmp_path / "s.tsv"
     r = runner.invoke(cli, ["score", str(trained.model), str(bad), "-o", str(out)])
     assert r.exit_code == 1 and r.stdout == "" and not out.exists()
-    err = r.stderr.strip()
-    assert err.startswith("dfdet score: error: ") and len(err.splitlines()) == 1
+    err = r.stderr.strip().splitlines()[-1]  # after the note on the model's training data
+    assert err.startswith("dfdet score: error: ") and errors_of(r.stderr) == [err]
     assert "0000000000000000" in err and fs.attrs is not None and "--recipe seed154" in err
 
 
@@ -215,7 +220,7 @@ def test_calibrated_detector_ensemble_and_members(runner, trained, tmp_path):
         header = lines[0].split("\t")
         want, dec = expected[det]
         for i, u in enumerate(fs.utt_id):
-            assert float(t[u][1]) == want[i]
+            assert t[u][1] == format_score(want[i])
             assert t[u][header.index("decision")] == ("bonafide" if dec[i] == 0 else "spoof")
         members = [h for h in header if h.startswith("score_")]
         assert members == (["score_adamw"] if det == cal else ["score_adamw", "score_sgd"])
@@ -367,3 +372,98 @@ def test_killed_worker_exits_4_naming_its_file_streamed_rows_kept_and_no_half_wr
         proc.kill()
     assert proc.returncode == 4 and f"while processing {d / 'zz_stall.wav'}" in err, err
     assert not out.parent.exists() or os.listdir(out.parent) == []
+
+
+# --------------------------------------------------------------------------------------------------- honest verdicts
+def clips(root, **seconds: float) -> dict[str, str]:
+    """16-kHz speech-like clips `root/NAME.wav` of the given lengths."""
+    out = {}
+    for k, (name, sec) in enumerate(seconds.items()):
+        out[name] = str(write_audio(root / f"{name}.wav", bona_signal(16000, sec, seed=k), 16000, subtype="PCM_16"))
+    return out
+
+
+def errors_of(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith("dfdet score: error:")]
+
+
+def test_too_short_clip_is_refused_naming_file_and_fix(runner, trained, tmp_path):
+    c = clips(tmp_path / "in", ok=0.5, tiny=0.05)
+    out = tmp_path / "s.tsv"
+    r = runner.invoke(cli, ["score", str(trained.model), str(tmp_path / "in"), "-o", str(out)])
+    assert r.exit_code == 1 and r.stdout == "" and not out.exists()
+    assert errors_of(r.stderr) == [
+        f"dfdet score: error: {c['tiny']}: too short to judge (0.05 s of audio; a verdict needs at least 0.25 s) "
+        "(use clips of at least 0.25 s, or pass --skip-bad to score the rest)"
+    ]
+    # streamed on stdin: the same line
+    r = runner.invoke(cli, ["score", str(trained.model), "-", "-j", "1"], input=f"{c['tiny']}\n")
+    assert r.exit_code == 1 and errors_of(r.stderr)[0].startswith(f"dfdet score: error: {c['tiny']}: too short")
+    # --min-seconds lowers the bar for whoever wants a verdict on padding anyway
+    r = runner.invoke(cli, ["score", str(trained.model), c["tiny"], "--min-seconds", "0"])
+    assert r.exit_code == 0 and r.stdout.splitlines()[1].split("\t")[-2:] == ["0.050", "0.050"]
+
+
+def test_too_short_clip_is_flagged_under_skip_bad(runner, trained, tmp_path):
+    c = clips(tmp_path / "in", ok=0.5, tiny=0.05)
+    out = tmp_path / "s.tsv"
+    r = runner.invoke(cli, ["score", str(trained.model), str(tmp_path / "in"), "--skip-bad", "-o", str(out)])
+    assert r.exit_code == 3, r.stderr
+    reason = "too short to judge (0.05 s of audio; a verdict needs at least 0.25 s)"
+    assert f"warning: skipped {c['tiny']}: {reason}" in r.stderr.splitlines()
+    assert "done 1 of 2 (1 skipped)" in r.stderr
+    assert read_scores(out).utt_id == ["ok"]
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["skipped"] == [{"utt_id": "tiny", "path": c["tiny"], "reason": reason}]
+    text = f"{c['tiny']}\n{c['ok']}\n"
+    r = runner.invoke(cli, ["score", str(trained.model), "-", "--skip-bad", "-j", "1"], input=text)
+    assert r.exit_code == 3 and f"warning: skipped {c['tiny']}: {reason}" in r.stderr
+    assert [ln.split("\t")[2] for ln in r.stdout.splitlines()[1:]] == [c["ok"]]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_rows_scored_on_a_crop_say_so(runner, trained, tmp_path, stream):
+    """seed154 looks at the first 2 s: a 5-s clip gets scored_s 2.000 < duration_s and one note per run; a 1.5-s
+    clip is scored whole and no note is printed."""
+    c = clips(tmp_path / "in", long=5.0, mid=1.5)
+    note = (
+        "note: 1 of 2 files was longer than 2 s; only their first 2 s were scored (the recipe's fixed window; see the "
+        "scored_s column)"
+    )
+
+    def run(*paths: str):
+        if stream:
+            args, text = ["score", str(trained.model), "-", "-j", "1"], "".join(f"{p}\n" for p in paths)
+        else:
+            args, text = ["score", str(trained.model), *paths], None
+        r = runner.invoke(cli, args, input=text)
+        assert r.exit_code == 0, r.stderr
+        lines = r.stdout.splitlines()
+        header = lines[0].split("\t")
+        assert header == [*CORE, "duration_s", "scored_s"]
+        rows = {ln.split("\t")[2]: ln.split("\t") for ln in lines[1:]}
+        return {p: (row[5], row[6]) for p, row in rows.items()}, r.stderr
+
+    got, err = run(c["long"], c["mid"])
+    assert got == {c["long"]: ("5.000", "2.000"), c["mid"]: ("1.500", "1.500")}
+    assert err.splitlines().count(note) == 1
+    got, err = run(c["mid"])
+    assert got == {c["mid"]: ("1.500", "1.500")} and "were scored" not in err
+
+
+def test_training_domain_on_stderr_once(runner, trained, tmp_path, tmp_path_factory):
+    demo = build_demo_trained(tmp_path_factory)
+    c = clips(tmp_path / "in", a=0.5, b=0.6)
+    r = runner.invoke(cli, ["score", str(demo.model), str(tmp_path / "in")])
+    assert r.exit_code == 0, r.stderr
+    warning = (
+        f"warning: detector {demo.model} was trained on the synthetic demo corpus (lab; store lab.h5); its verdicts "
+        "on real speech mean nothing"
+    )
+    assert r.stderr.splitlines().count(warning) == 1
+    r = runner.invoke(cli, ["-q", "score", str(demo.model), "-", "-j", "1"], input=f"{c['a']}\n{c['b']}\n")
+    assert r.exit_code == 0 and r.stderr.splitlines() == [warning]  # a warning: -q keeps it
+    # a model trained on an unmarked corpus: its store and domains, as a note
+    r = runner.invoke(cli, ["score", str(trained.model), str(trained.store)])
+    assert r.exit_code == 0 and "synthetic" not in r.stderr
+    assert f"note: detector {trained.model} was trained on feats.h5 (domain lab, wild)" in r.stderr.splitlines()

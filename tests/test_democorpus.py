@@ -153,7 +153,7 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path):
     a = _hashes(Path(make_demo_corpus(tmp_path / "a", seed=11, **kw)["outdir"]))
     b = _hashes(Path(make_demo_corpus(tmp_path / "b", seed=11, **kw)["outdir"]))
     c = _hashes(Path(make_demo_corpus(tmp_path / "c", seed=12, **kw)["outdir"]))
-    assert a == b and len(a) == 3 * 2 + 2 * 2 + 4
+    assert a == b and len(a) == 3 * 2 + 2 * 2 + 5  # + README.txt, lab/wild/labels.csv, corpus.json
     audio = [k for k in a if k.endswith((".wav", ".flac"))]
     shared = [k for k in audio if k in c]
     assert shared and all(a[k] != c[k] for k in shared)

@@ -16,6 +16,8 @@ from dfdet.scores import (
     ScoreTable,
     ScoreWriter,
     attach_keys,
+    format_p,
+    format_score,
     read_keys,
     read_scores,
     read_threshold,
@@ -42,11 +44,20 @@ def _table() -> ScoreTable:
     )
 
 
+def _written(values, fmt) -> np.ndarray:
+    return np.array([float(fmt(v)) if fmt(v) else np.nan for v in values])
+
+
 def _same(a: ScoreTable, b: ScoreTable) -> None:
+    """`a` read back from a file written from `b`: scores to 9 significant digits, p_spoof to 6, all else exact."""
     assert a.utt_id == b.utt_id
-    np.testing.assert_array_equal(a.score, b.score)
+    np.testing.assert_array_equal(a.score, _written(b.score, format_score))  # exactly the text written
+    np.testing.assert_allclose(a.score, b.score, rtol=5e-9, atol=0)
     assert a.path == b.path
-    np.testing.assert_array_equal(a.p_spoof, b.p_spoof)
+    assert (a.p_spoof is None) == (b.p_spoof is None)
+    if a.p_spoof is not None:
+        np.testing.assert_array_equal(a.p_spoof, _written(b.p_spoof, format_p))
+        np.testing.assert_allclose(a.p_spoof, b.p_spoof, rtol=5e-6, atol=0)
     np.testing.assert_array_equal(a.decision, b.decision)
     np.testing.assert_array_equal(a.label, b.label)
     assert a.extra == b.extra
@@ -97,6 +108,28 @@ def test_round_trip_property(tmp_path, rows):
     write_scores(out, t)
     back = read_scores(out)
     _same(back, t.sorted())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=2, max_size=40))
+def test_written_scores_keep_every_float32_value_rank_and_tie(values):
+    """Model scores are float32 logits: 9 significant digits give each float32 back exactly, so a score file keeps
+    their order and their ties (fewer digits would tie distinct scores and move the EER)."""
+    x = np.array(values, dtype=np.float32).astype(np.float64)
+    back = np.array([float(format_score(v)) for v in x])
+    np.testing.assert_array_equal(back.astype(np.float32), x.astype(np.float32))
+    np.testing.assert_array_equal(np.argsort(back, kind="stable"), np.argsort(x, kind="stable"))
+    assert len(np.unique(back)) == len(np.unique(x))
+
+
+def test_score_and_p_spoof_precision():
+    """score: 9 significant digits; p_spoof: 6 (a display column; the score keeps the precision)."""
+    x = float(np.float32(0.1))  # 0.10000000149011612 in float64: float32 noise past the 9th digit
+    assert format_score(x) == "0.100000001" and format_score(-1234.5) == "-1234.5" and format_score(2.0) == "2.0"
+    assert format_score(float("nan")) == "" and format_score(float("inf")) == "inf"
+    assert format_p(score_to_p_spoof(x)) == "0.475021" and format_p(0.25) == "0.25"
+    assert format_p(1 - 3e-9) == "1.0" and format_p(3e-9) == "3e-09"
+    assert len(format_score(1 / 3)) == len("0.333333333") and len(format_p(1 / 3)) == len("0.333333")
 
 
 def test_p_spoof_is_sigmoid_of_minus_score():

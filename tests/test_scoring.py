@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfdet.errors import DfdetError, InputError
-from dfdet.scores import scores_agree
+from dfdet.scores import format_score, scores_agree
 from tests.fixtures import make_table_corpus, write_audio
 
 _CACHE: dict[str, object] = {}
@@ -31,30 +32,58 @@ class Trained:
     model2: Path
 
 
-def build_trained(tmp_path_factory) -> Trained:
-    """Generate, featurize and train once per session (test_cli_score reuses it)."""
-    if "trained" in _CACHE:
-        return _CACHE["trained"]  # type: ignore[return-value]
+def featurize_and_train(labels: Path, store: Path, models: dict[Path, str], epochs: int) -> None:
+    """Featurize a labelled corpus into `store` and train one linear model per {path: optimizer} on it."""
     from dfdet.artifact import save_result
     from dfdet.featurize import featurize
     from dfdet.protocols import read_labels
     from dfdet.store import load_features
     from dfdet.training import make_config, train_model
 
-    root = tmp_path_factory.mktemp("scoring")
-    table = make_table_corpus(root / "corpus", n=12, seconds=0.5)
-    store = root / "feats.h5"
-    featurize(read_labels(table), store, jobs=1, show_progress=False)
+    featurize(read_labels(labels), store, jobs=1, show_progress=False)
     fs = load_features(store)
-    paths = []
-    for name, opt in (("adamw", "adamw"), ("sgd", "sgd")):
-        cfg = make_config(model="linear", optimizer=opt, epochs=2, batch_size=8, val_split=0.0, patience=None)
-        p = root / "models" / f"{name}.pt"
-        save_result(p, train_model(fs, config=cfg))
-        paths.append(p)
-    trained = Trained(root, table, root / "corpus" / "audio", store, paths[0], paths[1])
-    _CACHE["trained"] = trained
-    return trained
+    for path, opt in models.items():
+        cfg = make_config(model="linear", optimizer=opt, epochs=epochs, batch_size=8, val_split=0.0, patience=None)
+        save_result(path, train_model(fs, config=cfg))
+
+
+def build_trained(tmp_path_factory) -> Trained:
+    """Generate, featurize and train once per session (test_cli_score reuses it)."""
+    if "trained" not in _CACHE:
+        root = tmp_path_factory.mktemp("scoring")
+        table = make_table_corpus(root / "corpus", n=12, seconds=0.5)
+        paths = [root / "models" / "adamw.pt", root / "models" / "sgd.pt"]
+        featurize_and_train(table, root / "feats.h5", {paths[0]: "adamw", paths[1]: "sgd"}, epochs=2)
+        _CACHE["trained"] = Trained(root, table, root / "corpus" / "audio", root / "feats.h5", paths[0], paths[1])
+    return _CACHE["trained"]  # type: ignore[return-value]
+
+
+@dataclass
+class DemoTrained:
+    """A linear model trained on a tiny demo corpus (synthetic audio), and that corpus's feature store."""
+
+    corpus: Path
+    store: Path
+    model: Path
+
+
+def build_demo_trained(tmp_path_factory) -> DemoTrained:
+    """demo-corpus -> featurize -> train, once per session (a few seconds): a model that must say it is synthetic."""
+    if "demo" not in _CACHE:
+        from dfdet.democorpus import make_demo_corpus
+
+        root = tmp_path_factory.mktemp("democorpus")
+        kw = {"n_per_class": 4, "n_wild_per_class": 0, "n_lab_speakers": 2, "seconds": (1.0, 1.2), "seed": 1}
+        corpus = Path(make_demo_corpus(root / "corpus", **kw)["outdir"])
+        model = root / "models" / "demo.pt"
+        featurize_and_train(corpus / "lab.csv", root / "lab.h5", {model: "adamw"}, epochs=1)
+        _CACHE["demo"] = DemoTrained(corpus, root / "lab.h5", model)
+    return _CACHE["demo"]  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def demo_trained(tmp_path_factory) -> DemoTrained:
+    return build_demo_trained(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +154,7 @@ def test_members_columns_and_describe(trained):
 
     det = load_detector(trained.model)
     table, _ = score_store(det, load_features(trained.store), members=True)
-    assert [float(v) for v in table.extra["score_adamw"]] == table.score.tolist()
+    assert table.extra["score_adamw"] == [format_score(v) for v in table.score]  # as the score column is written
     d = det.describe()
     assert d["members"][0]["name"] == "adamw" and d["recipe"]["name"] == "seed154"
     assert d["decision_rule"] == "bonafide if score >= threshold else spoof"
@@ -409,3 +438,117 @@ def test_non_finite_rows_of_a_store(trained):
     table, skipped = score_store(det, fs, skip_bad=True, failures=failures)
     assert len(table) == len(fs) - 1 and fs.utt_id[2] not in table.utt_id
     assert skipped == failures and [f["utt_id"] for f in failures] == [fs.utt_id[2]]
+
+
+# --------------------------------------------------------------------------------------------------- honest verdicts
+def test_store_rows_of_too_short_clips_are_refused_or_skipped(trained):
+    from dfdet.scoring import load_detector, score_store
+    from dfdet.store import load_features
+
+    fs = load_features(trained.store)
+    fs.duration[4] = 0.05  # as featurize records a 0.05-s clip
+    det = load_detector(trained.model)
+    with pytest.raises(DfdetError) as e:
+        score_store(det, fs)
+    assert str(e.value) == (
+        f"{fs.source}: 1 row(s) come from clips shorter than 0.25 s (e.g. {fs.utt_id[4]!r}, 0.05 s) "
+        "(use clips of at least 0.25 s, or pass --skip-bad to score the rest)"
+    )
+    failures: list[dict[str, str]] = []
+    table, skipped = score_store(det, fs, skip_bad=True, failures=failures)
+    assert fs.utt_id[4] not in table.utt_id and len(table) == len(fs) - 1 and skipped == failures
+    assert failures[0]["reason"] == "too short to judge (0.05 s of audio; a verdict needs at least 0.25 s)"
+    assert len(score_store(det, fs, min_seconds=0.0)[0]) == len(fs)  # --min-seconds 0: judged anyway
+
+
+def test_store_rows_say_what_was_scored(trained):
+    """duration_s / scored_s from the store's durations and the recipe's 2-s window: a crop is visible per row."""
+    from dfdet.scoring import cropped_rows, load_detector, score_store
+    from dfdet.store import load_features
+
+    fs = load_features(trained.store)
+    det = load_detector(trained.model)
+    table, _ = score_store(det, fs)
+    assert set(table.extra["duration_s"]) == {"0.500"} and table.extra["scored_s"] == table.extra["duration_s"]
+    assert cropped_rows(table) == 0
+    fs.duration[0] = 600.0  # a 10-minute file
+    table, _ = score_store(det, fs)
+    i = table.utt_id.index(fs.utt_id[0])
+    assert (table.extra["duration_s"][i], table.extra["scored_s"][i]) == ("600.000", "2.000")
+    assert cropped_rows(table) == 1
+
+
+def test_crop_and_minimum_helpers():
+    from dfdet.caveats import crop_note, is_cropped, scored_seconds, too_short, window_seconds
+
+    assert window_seconds({"n_samples": 32000, "sample_rate": 16000}) == 2.0 and window_seconds({}) is None
+    assert scored_seconds(5.0, 2.0) == 2.0 and scored_seconds(1.5, 2.0) == 1.5 and not is_cropped(2.0004, 2.0)
+    assert np.isnan(scored_seconds(float("nan"), 2.0)) and too_short(float("nan")) is None
+    assert too_short(0.2499) is None and too_short(0.2) is not None  # 0.25 s at 22.05 kHz is 5512 samples
+    assert crop_note(0, 5, 2.0) is None
+    assert crop_note(3, 5, 2.0).startswith("3 of 5 files were longer than 2 s; only their first 2 s were scored")
+
+
+def test_demo_corpus_model_records_a_synthetic_training_domain(demo_trained, trained):
+    from dfdet.artifact import load_model
+    from dfdet.caveats import domain_lines
+    from dfdet.scoring import load_detector
+    from dfdet.store import load_features
+
+    assert json.loads((demo_trained.corpus / "corpus.json").read_text())["synthetic"] is True
+    corpus = load_features(demo_trained.store).attrs["corpus"]  # featurize found the marker above the audio
+    assert corpus["name"] == "dfdet demo corpus" and corpus["synthetic"] is True
+    dom = load_model(demo_trained.model).meta["data"]["training_domain"]
+    assert dom["synthetic"] is True and dom["domains"] == ["lab"] and dom["recipe"] == "seed154"
+    assert domain_lines(load_detector(demo_trained.model), "demo.pt") == [
+        (
+            True,
+            "detector demo.pt was trained on the synthetic demo corpus (lab; store lab.h5); its verdicts on real "
+            "speech mean nothing",
+        )
+    ]
+    # a corpus without the marker: its store and domains are named, nothing is called synthetic
+    dom = load_model(trained.model).meta["data"]["training_domain"]
+    assert dom["synthetic"] is False and dom["corpus"] is None and dom["domains"] == ["lab", "wild"]
+    assert domain_lines(load_detector(trained.model), "adamw.pt") == [
+        (False, "detector adamw.pt was trained on feats.h5 (domain lab, wild)")
+    ]
+
+
+def test_ensembles_and_calibrations_name_their_members_domains(demo_trained, trained, tmp_path):
+    from dfdet.artifact import load_model
+    from dfdet.caveats import domain_lines
+    from dfdet.fusion import build_ensemble_document, model_member
+    from dfdet.jsonio import write_json
+    from dfdet.scoring import load_detector
+    from dfdet.store import load_features
+
+    cal = make_calibration(trained, tmp_path / "cal.json", detector=trained.model)
+    assert domain_lines(load_detector(cal), "cal.json") == [
+        (False, "detector cal.json was trained on feats.h5 (domain lab, wild)")
+    ]
+    out = tmp_path / "mixed.json"
+    fs = load_features(trained.store)
+    models = (demo_trained.model, trained.model)
+    S = np.column_stack([load_model(p).scores(fs.X) for p in models])
+    members = [model_member("demo", models[0], out), model_member("adamw", models[1], out)]
+    write_json(out, build_ensemble_document(S, fs.y, members, "mean", cv=None)[0])
+    lines = domain_lines(load_detector(out), "mixed.json")
+    assert lines == [
+        (
+            True,
+            "member demo of mixed.json was trained on the synthetic demo corpus (lab; store lab.h5); its verdicts "
+            "on real speech mean nothing",
+        ),
+        (False, "member adamw of mixed.json was trained on feats.h5 (domain lab, wild)"),
+    ]
+
+
+def test_old_models_without_a_training_domain(trained):
+    from dfdet.caveats import describe_domain
+
+    assert describe_domain({"data": {"train": {"source": "/x/train.h5"}}}) == (
+        False,
+        "train.h5 (no training domain recorded)",
+    )
+    assert describe_domain({}) == (False, "data it does not record")

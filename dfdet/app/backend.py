@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dfdet.caveats import MIN_SECONDS
 from dfdet.errors import DfdetError, InputError, UsageError
 
 if TYPE_CHECKING:
@@ -43,9 +44,7 @@ if TYPE_CHECKING:
 
 UPLOAD_TYPES: tuple[str, ...] = ("wav", "flac", "ogg", "mp3")
 DEFAULT_MAX_UPLOAD_MB = 50
-# Shortest clip the app scores: below this almost all of the recipe's 2-s window is zero padding, so a verdict would
-# describe the padding. A robustness guard of the app (dfdet score itself scores any non-empty file).
-DEFAULT_MIN_SECONDS = 0.25
+DEFAULT_MIN_SECONDS = MIN_SECONDS  # shortest clip judged, the same as `dfdet score` (dfdet.caveats)
 ENV_MODELS = "DFDET_APP_MODELS"
 ENV_DETECTOR = "DFDET_APP_DETECTOR"
 ENV_MAX_UPLOAD_MB = "DFDET_APP_MAX_UPLOAD_MB"
@@ -425,6 +424,15 @@ def load_for_app(path: str | os.PathLike) -> LoadedDetector:
     return LoadedDetector(p, scorer, recipe, fp)
 
 
+def training_domain(loaded: LoadedDetector, name: str | None = None) -> list[tuple[bool, str]]:
+    """What the detector's member models were trained on, one (synthetic, sentence) per distinct training set,
+    synthetic ones first: the page shows those as a banner (dfdet score prints the same lines on stderr)."""
+    from dfdet.caveats import domain_lines
+
+    lines = domain_lines(loaded.scorer, name or loaded.path.name)
+    return [(synthetic, f"{line[:1].upper()}{line[1:]}.") for synthetic, line in sorted(lines, key=lambda x: not x[0])]
+
+
 def _warm_resampler(target_sr: int) -> None:
     """Resample a few samples once: the first resampling call imports and sets up soxr (about a second), which
     would otherwise land on the first upload recorded at another rate (44.1/48 kHz)."""
@@ -504,6 +512,7 @@ class FileVerdict:
     duration: float = float("nan")
     members: list[MemberVerdict] = field(default_factory=list)
     digest: str = ""
+    scored: float = float("nan")  # seconds the recipe looked at (its first window of a longer clip)
 
 
 @dataclass
@@ -607,20 +616,18 @@ def score_uploads(
             utts = utterances_from_paths(paths)
             failures: list[dict[str, str]] = []
             with one_thread():
-                rows = list(score_audio_stream(scorer, utts, jobs=1, skip_bad=True, failures=failures))
+                rows = list(
+                    score_audio_stream(scorer, utts, jobs=1, skip_bad=True, failures=failures, min_seconds=min_seconds)
+                )
             for f in failures:
                 v = by_name[Path(f["path"]).name]
                 v.error = _clean_reason(f["reason"], tmp)
+                if v.error.startswith("too short"):
+                    v.error += ": upload a longer clip"
         kept: list[ScoredRow] = []
         for row in rows:
             v = by_name[Path(row.path).name]
-            v.utt_id, v.duration = row.utt_id, float(row.duration)
-            if np.isfinite(row.duration) and row.duration < min_seconds:
-                v.error = (
-                    f"too short ({row.duration:.2f} s; the app needs at least {min_seconds:g} s of audio): "
-                    "upload a longer clip"
-                )
-                continue
+            v.utt_id, v.duration, v.scored = row.utt_id, float(row.duration), float(row.scored)
             v.ok = True
             v.score, v.p_spoof, v.decision = float(row.score), float(row.p_spoof), label_name(int(row.decision))
             v.threshold = float(scorer.threshold)
@@ -674,6 +681,7 @@ def results_frame(batch: BatchResult) -> pd.DataFrame:
             "p_spoof": v.p_spoof,
             "score": v.score,
             "duration_s": v.duration,
+            "scored_s": v.scored,
         }
         for m in v.members:
             row[f"p_spoof[{m.name}]"] = m.p_spoof

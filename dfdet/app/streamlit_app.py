@@ -392,10 +392,15 @@ def main(argv: list[str] | None = None) -> None:
         st.stop()
     fp = be.fingerprint(opt.path)
     try:
-        _loaded(str(opt.path), fp)
+        loaded = _loaded(str(opt.path), fp)
     except DfdetError as e:
         st.error(f"cannot load {opt.label}: {e}")
         st.stop()
+    for synthetic, line in be.training_domain(loaded, opt.label):  # a banner when it learnt from synthetic audio
+        if synthetic:
+            st.warning(line, icon="⚠️")
+        else:
+            st.caption(line)
     uploads = _uploads(cfg)
     batch = None
     if uploads:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from dfdet.cli.options import min_seconds_option
+
 
 @click.command("app")
 @click.option(
@@ -24,13 +26,7 @@ import click
     show_default=True,
     help="Largest accepted upload per file (Streamlit's server.maxUploadSize, also checked by the page).",
 )
-@click.option(
-    "--min-seconds",
-    type=click.FloatRange(min=0.0),
-    default=0.25,
-    show_default=True,
-    help="Shorter clips get an error instead of a verdict (the features would describe mostly padding).",
-)
+@min_seconds_option
 @click.option("--no-browser", is_flag=True, help="Do not open a browser tab (the URL is printed on stderr).")
 def app(
     models: str | None, detector: str | None, port: int, max_upload_mb: int, min_seconds: float, no_browser: bool

@@ -124,3 +124,16 @@ def score_format_option(help: str) -> Callable[[F], F]:
     return click.option(
         "--format", "fmt", type=click.Choice(SCORE_FORMATS), default="tsv", show_default=True, help=help
     )
+
+
+def min_seconds_option(f: F) -> F:
+    """--min-seconds: the shortest clip given a verdict (score and app alike; dfdet.caveats.MIN_SECONDS)."""
+    from dfdet.caveats import MIN_SECONDS
+
+    return click.option(
+        "--min-seconds",
+        type=click.FloatRange(min=0.0),
+        default=MIN_SECONDS,
+        show_default=True,
+        help="Shorter clips get an error instead of a verdict (the features would describe mostly zero padding).",
+    )(f)

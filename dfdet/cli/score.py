@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from dfdet.cli.options import jobs_option, label_options, score_format_option
+from dfdet.cli.options import jobs_option, label_options, min_seconds_option, score_format_option
 
 
 @click.command("score")
@@ -26,6 +26,7 @@ from dfdet.cli.options import jobs_option, label_options, score_format_option
     help="Calibration JSON (dfdet calibrate) applied to the detector's score; its threshold then decides.",
 )
 @click.option("--members", is_flag=True, help="Add one raw score column per member model (score_<name>).")
+@min_seconds_option
 def score(
     detector: str,
     inputs: tuple[str, ...],
@@ -39,22 +40,28 @@ def score(
     skip_bad: bool,
     calibration: str | None,
     members: bool,
+    min_seconds: float,
 ) -> None:
     """Score audio or one feature store with DETECTOR: a model (.pt), a calibrated detector or an ensemble JSON.
 
     `score` is BONA-FIDE-POSITIVE: higher = more likely genuine speech. It is the natural-log odds of bona fide vs
     spoof computed from the model's logit (score = -logit), and a log-likelihood ratio (LLR) after calibration,
     matching the ASVspoof evaluation package. Columns: utt_id, score, path, p_spoof (= sigmoid(-score)), decision
-    (bonafide if score >= the detector's threshold, else spoof), and label/speaker/system/domain where known.
+    (bonafide if score >= the detector's threshold, else spoof), label/speaker/system/domain where known, and
+    duration_s / scored_s where durations are known: the recipe looks at a fixed window (seed154: the first 2.0 s),
+    so scored_s < duration_s marks a verdict on the start of a longer file (a note on stderr counts them). score has
+    9 significant digits (every float32 model score exactly), p_spoof 6.
 
     INPUTS are audio files, directories (walked recursively), list files (one path per line), or ONE feature store
     (.h5 from dfdet featurize, or the study's .npz; its recipe must match the detector's). Rows are sorted by utt_id.
 
     A single `-` reads audio paths from stdin line by line and STREAMS rows as each file is done, in input order
-    (NOT sorted by utt_id); utt_ids are then paths relative to the working directory without extension.
+    (NOT sorted by utt_id); utt_ids are then paths without extension relative to the working directory, or absolute
+    for files outside it (a stream's common root is unknown until it ends: cd to the corpus for short ids).
 
-    Bad audio stops the run (exit 1) unless --skip-bad: then each bad input is warned about, the rest is written,
-    and the exit status is 3.
+    Bad audio, and clips shorter than --min-seconds, stop the run (exit 1) unless --skip-bad: then each bad input
+    is warned about, the rest is written, and the exit status is 3. What the detector was trained on (from its
+    model files) is printed on stderr; a warning says when that was a synthetic corpus.
 
     A worker process that dies (out of memory, kill -9) ends the run at once with exit 4, naming the file it held:
     rows already streamed to stdout stay, a score FILE is not written (featurize long runs with --resume first,
@@ -74,12 +81,15 @@ def score(
     import sys
 
     from dfdet import console
+    from dfdet.caveats import domain_lines, window_seconds
     from dfdet.errors import DfdetError, PartialSuccess, UsageError
     from dfdet.featurize import available_cores
     from dfdet.heap import keep_large_buffers
     from dfdet.scores import ScoreWriter, attach_keys, read_keys, write_scores
     from dfdet.scoring import (
+        CROP_COLUMNS,
         ScoreRun,
+        cropped_rows,
         is_store_path,
         load_detector,
         member_column,
@@ -101,9 +111,15 @@ def score(
     jobs = jobs or available_cores()
     det = load_detector(detector, calibration)
     console.verbose(f"score: {det.summary()}")
+    for synthetic, line in domain_lines(det, detector):  # once per run: what the verdicts can be trusted on
+        if synthetic:
+            console.warn(line)
+        else:
+            console.info(f"note: {line}")
+    run.window = window_seconds(det.recipe.config)
     console.verbose(
         f"score: inputs {' '.join(inputs) or '-'}; labels {labels or '-'} ({label_kind}); jobs {jobs}; "
-        f"format {fmt}; members {members}; skip bad {skip_bad}; output {output}"
+        f"format {fmt}; members {members}; skip bad {skip_bad}; min seconds {min_seconds:g}; output {output}"
     )
 
     def sidecar() -> dict:  # called as the score file commits, when the counts are final
@@ -122,7 +138,10 @@ def score(
         from dfdet.store import load_features
 
         fs = load_features(stores[0])
-        table, _ = score_store(det, fs, members=members, skip_bad=skip_bad, failures=run.failures)
+        table, _ = score_store(
+            det, fs, members=members, skip_bad=skip_bad, failures=run.failures, min_seconds=min_seconds
+        )
+        run.cropped = cropped_rows(table)
         if labels is not None:
             table, unlabelled = attach_keys(table, read_keys(labels, numeric_labels=numeric_labels))
             if unlabelled:
@@ -142,14 +161,17 @@ def score(
             labelled = read_labels(labels, kind=label_kind, numeric_labels=numeric_labels, audio_root=audio_root)
             meta = [k for k in ("speaker", "system", "domain") if any(getattr(u, k) for u in labelled)]
         columns = ["utt_id", "score", "path", "p_spoof", "decision"]
-        columns += (["label"] if labelled is not None else []) + meta
+        columns += (["label"] if labelled is not None else []) + meta + list(CROP_COLUMNS)
         columns += [member_column(n) for n in det.member_names] if members else []
         utts = stdin_utterances(sys.stdin, labelled, label_file=str(labels))  # CliRunner swaps sys.stdin in tests
-        rows = score_audio_stream(det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures)  # warms up now
+        rows = score_audio_stream(
+            det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures, min_seconds=min_seconds
+        )  # warms up now
         with ScoreWriter(output, columns, fmt, provenance=sidecar) as writer:
             for row in rows:
                 writer.write(row.utt_id, row.score, **row.writer_kwargs(members, meta))
                 run.done += 1
+                run.cropped += row.cropped
             if run.done == 0 and not run.failures:
                 raise DfdetError(
                     "no audio paths on stdin", "pipe paths in, e.g. find DIR -name '*.wav' | dfdet score M -"
@@ -168,17 +190,21 @@ def score(
             missing_ok=skip_bad,
         )
         rows = console.progress(
-            score_audio_stream(det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures),
+            score_audio_stream(det, utts, jobs=jobs, skip_bad=skip_bad, failures=run.failures, min_seconds=min_seconds),
             total=len(utts),
             desc="score",
             unit="file",
         )
         table = rows_to_table(rows, members=members, source="score")
         run.done = len(table)
+        run.cropped = cropped_rows(table)
         if run.done == 0:
             raise DfdetError("every input failed; nothing to write", "check the inputs (warnings above)")
         write_scores(output, table, fmt, provenance=sidecar)
     run.finish()
+    note = run.crop_note(store=bool(stores))
+    if note:
+        console.info(f"note: {note}")
     if output != "-":
         console.info(f"wrote {output}: {run.done} rows")
     console.info(console.summary_line(run.done, run.total, run.skipped, run.seconds))

@@ -97,8 +97,12 @@ def split(
         }
         console.info(
             f"{name}: {len(part)} rows ({summary[name]['bonafide']} bona fide, {summary[name]['spoof']} spoof"
-            + (f", {summary[name]['speakers']} speakers" if summary[name]["speakers"] else "")
+            + (f", {_speakers(summary[name]['speakers'])}" if summary[name]["speakers"] else "")
             + f") -> {paths[name]}"
         )
     if as_json:
         click.echo(json.dumps({"source": str(feats), "seed": seed, "mode": mode, "parts": summary}, sort_keys=True))
+
+
+def _speakers(n: int) -> str:
+    return f"{n} speaker{'' if n == 1 else 's'}"
