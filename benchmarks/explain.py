@@ -30,11 +30,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 
-def run_measured(cmd: list[str], src: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one subprocess importing dfdet from `src`."""
+def run_measured(cmd: list[str], src: Path, cwd: Path) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one subprocess importing dfdet from `src` (`cwd` must hold no dfdet: `python
+    -m` puts it first on the path)."""
     env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
     err = p.stderr.read().decode(errors="replace") if p.stderr else ""
@@ -79,7 +80,7 @@ def make_inputs(tmp: Path, rows: int, members: int, arch: str) -> tuple[Path, Pa
     cmd = [sys.executable, "-m", "dfdet", "-q", "ensemble", "--on", str(tmp / "all.h5"), "--method", "auc2"]
     for m in models:
         cmd += ["--model", str(m)]
-    run_measured([*cmd, "--cv", "2", "--in-sample", "-o", str(tmp / "ens.json")], ROOT)
+    run_measured([*cmd, "--cv", "2", "--in-sample", "-o", str(tmp / "ens.json")], ROOT, tmp)
     return models[0], tmp / "ens.json", tmp / "rows.h5"
 
 
@@ -115,12 +116,13 @@ def main() -> None:
         model, ens, feats = make_inputs(tmp, args.rows, args.members, args.model)
         results: dict[tuple[str, str], tuple[float, float]] = {}
         for label, src in trees:
-            t_imp, rss_imp = run_measured([sys.executable, "-c", "import torch, captum.attr, dfdet.explain"], src)
+            probe = "import sys, torch, captum.attr, dfdet.explain; assert dfdet.__file__.startswith(sys.argv[1])"
+            t_imp, rss_imp = run_measured([sys.executable, "-c", probe, str(src)], src, tmp)  # and the right dfdet
             print(f"[{label}] interpreter + torch + captum import: {t_imp:.2f} s, peak RSS {rss_imp:.0f} MB")
             for what, det in (("model", model), (f"ensemble of {args.members}", ens)):
                 cmd = [sys.executable, "-m", "dfdet", "-q", "explain", str(det), str(feats)]
                 cmd += ["--n-steps", str(args.n_steps), "-o", str(tmp / "out.json")]
-                dt, rss = run_measured(cmd, src)
+                dt, rss = run_measured(cmd, src, tmp)
                 results[(label, what)] = (dt, rss)
                 per100 = 100.0 * max(dt - t_imp, 0.0) / args.rows
                 print(
