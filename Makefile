@@ -26,11 +26,14 @@ CV ?= 5
 
 all: demo
 
-# A local virtual environment; torch's CPU wheel first, so pip never pulls a multi-GB CUDA build.
+# A local virtual environment, torch first. From the public index on Linux `pip install torch` is the multi-GB CUDA
+# build; `make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu` takes PyTorch's CPU-only wheel instead.
+# Empty (the default): torch from pip's configured index, as any other package.
+TORCH_INDEX ?=
 $(BIN)/dfdet: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev,app]'
 	touch $@
 
