@@ -49,7 +49,7 @@ def demo_tree(tmp_path_factory, runner_module):
     dfdet commands as the Makefile's rules."""
     root = tmp_path_factory.mktemp("readme")
     d = root / "demo"
-    make_demo_corpus(d / "corpus", n_per_class=12, n_wild_per_class=8, seed=5, seconds=(0.8, 1.2))
+    make_demo_corpus(d / "corpus", n_per_class=10, n_wild_per_class=8, seed=5, seconds=(0.6, 0.9))
     steps = [
         ["featurize", "--labels", d / "corpus/lab.csv", "-j", "1", "-o", d / "feats/lab.h5"],
         ["featurize", "--labels", d / "corpus/wild.csv", "-j", "1", "-o", d / "feats/wild.h5"],
@@ -61,7 +61,7 @@ def demo_tree(tmp_path_factory, runner_module):
     for opt in ("sgd", "adamw"):
         steps.append(
             ["train", d / "split/lab_train.h5", "--val", d / "split/lab_val.h5", "--optimizer", opt]
-            + ["--batch-size", "8", "--epochs", "3", "-o", d / f"models/{opt}.pt"]
+            + ["--batch-size", "8", "--epochs", "2", "-o", d / f"models/{opt}.pt"]
         )
     for args in steps:
         r = runner_module.invoke(cli, ["-q", "--seed", "42", *map(str, args)], catch_exceptions=False)
