@@ -26,14 +26,16 @@ CV ?= 5
 
 all: demo
 
-# A local virtual environment with the versions the suite passed with (constraints.txt); torch's CPU wheel first, so
-# pip never pulls a multi-GB CUDA build.
+# A local virtual environment with the versions the suite passed with (constraints.txt), torch first. From the public
+# index on Linux `pip install torch` is the multi-GB CUDA build; `make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+# takes PyTorch's CPU-only wheel instead. Empty (the default): torch from pip's configured index, as any other package.
 TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
 CONSTRAINTS ?= constraints.txt
 $(BIN)/dfdet: pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) torch==$(TORCH_VERSION)
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[dev,app]'
 	touch $@
 
@@ -51,7 +53,7 @@ LOCK_VENV ?= .lock-venv
 lock:
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	$(LOCK_VENV)/bin/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==$(TORCH_VERSION)
 	$(LOCK_VENV)/bin/python -m pip install -q -e '.[dev,app]'
 	$(LOCK_VENV)/bin/python -m pytest -q -n 2 --dist loadfile tests
 	{ sed -n '1,2p' $(CONSTRAINTS); $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable | sed 's/+cpu$$//'; } \

@@ -10,7 +10,7 @@ import torch
 
 from dfdet.attacks import load_diff_detector
 from dfdet.errors import UsageError
-from dfdet.explain import aggregate, explain, explain_detector, group_sums, parse_methods
+from dfdet.explain import PASS_VALUES, aggregate, explain, explain_detector, group_sums, parse_methods, pass_rows
 from dfdet.features import FeatureGroup
 from tests.test_attacks import blobs, linear_model_file, trained_module_file
 
@@ -114,6 +114,7 @@ def test_ensemble_attributions_per_member_and_fused(tmp_path: Path) -> None:
     )
     write_json(ens, doc)
     det = load_diff_detector(ens)
+    assert pass_rows(det) == PASS_VALUES // (2 * D)  # the pass budget is shared among the members
     summary, _ = explain(det, X, y, ["saliency"], groups=GROUPS)
     assert set(summary["members"]) == {"a", "b"}
     np.testing.assert_allclose(
@@ -124,3 +125,33 @@ def test_ensemble_attributions_per_member_and_fused(tmp_path: Path) -> None:
     v = fz["weights"][0] / fz["z_std"][0] * w1 + fz["weights"][1] / fz["z_std"][1] * w2
     fused = summary["methods"]["saliency"]["splits"]["all"]["feature_mean_abs"]
     np.testing.assert_allclose(fused, np.abs(v), rtol=1e-4)
+
+
+def test_passes_stay_within_the_row_budget_and_batching_keeps_the_results(tmp_path: Path, monkeypatch) -> None:
+    """Memory is bounded by rows per backward pass (IG: rows x steps); splitting them changes only float32 rounding."""
+    import dfdet.explain as ex
+
+    X, y = blobs(12, D, shift=1.5, seed=4)
+    det = load_diff_detector(trained_module_file(tmp_path / "cnn.pt", X, y, arch="cnn", steps=5))
+    seen: list[int] = []
+    det.member_module.register_forward_pre_hook(
+        lambda _m, args: seen.append(len(args[0])) if torch.is_grad_enabled() else None
+    )
+    runs = {}
+    for budget in (10**6, 20):
+        monkeypatch.setattr(ex, "PASS_VALUES", budget * D)
+        seen.clear()
+        runs[budget] = explain_detector(det, X, y, ["saliency", "ig", "ixg"], per_sample=True, n_steps=8)
+        assert seen
+    assert max(seen) <= 20
+    (big, rec_big), (small, rec_small) = runs[10**6], runs[20]
+    for m in ("saliency", "ig", "ixg"):
+        np.testing.assert_allclose(
+            small["methods"][m]["splits"]["all"]["feature_mean_signed"],
+            big["methods"][m]["splits"]["all"]["feature_mean_signed"],
+            rtol=1e-4,
+            atol=1e-6,
+        )
+        for a, b in zip(rec_small, rec_big, strict=True):
+            assert a[m]["total"] == pytest.approx(b[m]["total"], rel=1e-4, abs=1e-6)
+    assert small["methods"]["ig"]["n_steps_max_used"] == big["methods"]["ig"]["n_steps_max_used"]
