@@ -133,9 +133,7 @@ def _attack_lines(sweeps: list[dict[str, Any]]) -> list[str]:
             continue
         lo, hi = min(rows, key=lambda r: r["eps"]), max(rows, key=lambda r: r["eps"])
         key = f"{str(sw.get('method')).upper()} ({sw.get('norm')}) at eps {num(hi['eps'], 3)}"
-        by_method.setdefault(key, []).append(
-            f"{sw.get('model')} {pct(lo.get('accuracy'))} → {pct(hi.get('accuracy'))}"
-        )
+        by_method.setdefault(key, []).append(f"{sw.get('model')} {pct(lo.get('accuracy'))} → {pct(hi.get('accuracy'))}")
     return [f"{k}: accuracy {', '.join(v)}." for k, v in by_method.items()]
 
 
