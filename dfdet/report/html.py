@@ -148,7 +148,8 @@ def _block_md(block: Any) -> str:
             f"_{block.text}_" if block.style == "note" else (f"> {block.text}" if block.style == "warn" else block.text)
         )
     if isinstance(block, Bullets):
-        return "\n".join(f"- {i}" for i in block.items)
+        mark = "**warning:** " if block.style == "warn" else ""
+        return "\n".join(f"- {mark}{i}" for i in block.items)
     if isinstance(block, Table):
         lines = [f"**{block.caption}**", ""] if block.caption else []
         lines.append("| " + " | ".join(_md_cell(c) for c in block.columns) + " |")
