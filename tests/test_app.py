@@ -116,6 +116,50 @@ def test_synthetic_training_data_gets_a_banner(app_models, monkeypatch, tmp_path
     assert "Detector adamw.pt was trained on feats.h5 (domain lab, wild)." in [c.value for c in at.caption]
 
 
+def test_models_tab_shows_no_none_and_about_shows_a_provenance_table(page):
+    models, about = page.tabs[2], page.tabs[3]
+    frames = [d.value for d in models.dataframe]
+    assert len(frames) >= 5
+    for f in frames:
+        assert "None" not in f.astype(str).to_string() and not f.isna().any().any(), f
+    facts = next(f for f in frames if "test_eer" in f.columns)
+    assert set(facts["test_eer"]) == {"not measured: trained without --test"}
+    assert any("not measured" in c.value for c in models.caption)
+    (table,) = about.table
+    assert list(table.value.index) == [
+        "dfdet version", "feature recipe", "training data", "created (UTC)", "command", "python / torch",
+    ]  # fmt: skip
+    assert list(table.value.columns) == ["models/adamw.pt", "models/sgd.pt"]  # the ensemble's models
+    assert [e.label for e in about.expander] == ["Full provenance records (JSON)"] and len(about.json) == 1
+
+
+def test_probability_chart_keeps_labels_clear_of_the_legend():
+    from dfdet.app import backend as be
+
+    spec = _chart_spec()
+    layers = spec["layer"]
+    assert layers[0]["encoding"]["color"]["legend"]["orient"] == "bottom"
+    texts = [x for x in layers if x["mark"]["type"] == "text"]
+    # a label near P = 1 sits inside its bar (right-aligned), a short bar's label right of it
+    assert [(x["mark"]["align"], x["transform"][0]["filter"]) for x in texts] == [
+        ("right", "(datum.p_spoof >= 0.6)"),
+        ("left", "(datum.p_spoof < 0.6)"),
+    ]
+    assert be.fmt_prob(1 - 3e-9) in {r["label"] for r in spec["datasets"][next(iter(spec["datasets"]))]}
+
+
+def _chart_spec() -> dict:
+    from dfdet.app import backend as be
+    from dfdet.app.streamlit_app import _probability_chart
+
+    m = [
+        be.MemberVerdict("a", -20.0, 1 - 2e-9, 0.0, 0.5, "spoof"),
+        be.MemberVerdict("b", 1.5, 0.18, 0.0, 0.5, "bonafide"),
+    ]
+    v = be.FileVerdict("x.wav", ok=True, score=-19.6, p_spoof=1 - 3e-9, decision="spoof", members=m)
+    return _probability_chart(v, "ensemble").to_dict()
+
+
 def test_generated_wav_decision_matches_dfdet_score(page, app_models, runner, tmp_path):
     clip = write_clip(tmp_path / "clip.wav", spoof_signal(16000, 1.2, seed=21))
     upload(page, [("clip.wav", clip.read_bytes())])

@@ -498,6 +498,50 @@ def test_models_tab_data(app_models):
     ev = evaluation_rows(cat.evaluations[0].doc)
     assert ev[0]["name"] == "adamw" and 0 <= ev[0]["eer"] <= 1 and "roc_auc" in ev[0]
     assert provenance_lines(card.meta)["dfdet_version"]
+    # trained without validation or test data: the metrics say why they are missing instead of None
+    assert facts["val_eer"] == facts["val_auc"] == "not measured: no validation data"
+    assert facts["test_eer"] == "not measured: trained without --test"
+
+
+def test_display_frame_has_no_none_cells():
+    from dfdet.app.backend import MISSING, display_frame
+
+    df = display_frame(
+        [{"a": 1, "b": 0.25, "c": None, "d": "x", "e": 0.5}, {"a": 2, "b": 0.5, "c": None, "d": None, "e": "why"}]
+    )
+    assert list(df["a"]) == [1, 2] and list(df["b"]) == [0.25, 0.5]  # complete numeric columns stay numbers
+    assert list(df["c"]) == [MISSING, MISSING] and list(df["d"]) == ["x", MISSING] and list(df["e"]) == ["0.5", "why"]
+    assert "None" not in df.to_string() and "nan" not in df.to_string().lower()
+
+
+def test_provenance_facts_of_a_model(app_models):
+    from dfdet.app.backend import ModelCard, find_artifacts, provenance_facts, provenance_table
+
+    card = find_artifacts(app_models.root).models[0]
+    facts = provenance_facts(card)
+    meta = card.meta
+    assert list(facts) == [
+        "dfdet version",
+        "feature recipe",
+        "training data",
+        "created (UTC)",
+        "command",
+        "python / torch",
+    ]
+    assert facts["feature recipe"] == f"{meta['recipe']['name']} (hash {meta['recipe']['hash']})"
+    train = meta["data"]["train"]
+    assert (
+        facts["training data"].startswith(f"feats.h5: {train['rows']} rows") and train["hash"] in facts["training data"]
+    )
+    assert facts["created (UTC)"] == meta["provenance"]["time"]
+    # the command as typed, whatever path ran dfdet; a synthetic training corpus is named
+    meta = {**meta, "provenance": {**meta["provenance"], "argv": ["/x/dfdet/__main__.py", "train", "a b.h5"]}}
+    meta["data"] = {**meta["data"], "training_domain": {"synthetic": True, "corpus": {"name": "dfdet demo corpus"}}}
+    facts = provenance_facts(ModelCard(card.path, card.label, meta))
+    assert facts["command"] == "dfdet train 'a b.h5'"
+    assert facts["training data"].endswith("; synthetic corpus (dfdet demo corpus)")
+    table = provenance_table([card])
+    assert list(table.columns) == [card.label] and "None" not in table.to_string()
 
 
 def test_probabilities_are_displayed_without_false_certainty():

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,67 @@ def built(study, tmp_path_factory):
     return res, out
 
 
+SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
+
+
+class Outline(HTMLParser):
+    """The page's top-level blocks in order (tag, id, text) and every table (caption, header, rows, cell classes,
+    whether it sits inside <details>)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.blocks: list[dict[str, str]] = []
+        self.tables: list[dict] = []
+        self._cell: dict | None = None
+
+    @classmethod
+    def of(cls, page: str) -> Outline:
+        o = cls()
+        o.feed(page)
+        return o
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if self.stack == ["html", "body"]:
+            self.blocks.append({"tag": tag, "id": a.get("id") or "", "text": ""})
+        if tag == "table":
+            self.tables.append(
+                {"caption": "", "head": [], "rows": [], "classes": [], "folded": "details" in self.stack}
+            )
+        elif tag == "tr" and self.tables:
+            self.tables[-1]["rows"].append([])
+            self.tables[-1]["classes"].append([])
+        elif tag in ("td", "th", "caption"):
+            self._cell = {"tag": tag, "text": "", "class": a.get("class") or ""}
+        if tag not in ("meta", "img", "br"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if self._cell is not None and tag == self._cell["tag"]:
+            t, c = self.tables[-1], self._cell
+            if tag == "caption":
+                t["caption"] = c["text"]
+            elif tag == "th":
+                t["head"].append(c["text"])
+            else:
+                t["rows"][-1].append(c["text"])
+                t["classes"][-1].append(c["class"])
+            self._cell = None
+        if tag == "table":  # drop the header row's empty body entry
+            t = self.tables[-1]
+            keep = [i for i, r in enumerate(t["rows"]) if r]
+            t["rows"], t["classes"] = [t["rows"][i] for i in keep], [t["classes"][i] for i in keep]
+        while self.stack and self.stack.pop() != tag:
+            pass
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"] += data
+        if len(self.stack) > 2 and self.blocks and self.stack[:2] == ["html", "body"]:
+            self.blocks[-1]["text"] += data
+
+
 def _images(page: str) -> list[bytes]:
     return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)]
 
@@ -201,6 +263,115 @@ def test_every_section_present_with_content(built):
         assert summary["sections"][sid]["status"] == "ok", (sid, summary["sections"][sid].get("note"))
     assert "Skipped:" not in page
     assert "What was measured on what data" in page
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}\xa0%"
+
+
+def test_summary_comes_first_with_the_headline_figures(built, study):
+    res, out = built
+    page = (out / "index.html").read_text(encoding="utf-8")
+    o = Outline.of(page)
+    order = [(b["tag"], b["id"]) for b in o.blocks]
+    # title, then the summary; the data statement, the sections and the provenance only after it
+    assert order[:3] == [("h1", ""), ("section", "summary"), ("details", "data-statement")]
+    assert order.index(("section", "provenance")) > order.index(("section", "evaluation")) > 1
+    text = o.blocks[1]["text"]
+    assert "sha256" not in text and "argv" not in text and len(text) < 3000  # results and warnings, one screen
+    # its headline figures: the lowest held-out EER in and out of domain, with the interval of the same file
+    results = res["summary"]["sections"]["evaluation"]["results"]
+    (table,) = [t for t in o.tables if t["caption"].startswith("Lowest EER among the held-out")]
+    assert table["head"][:5] == ["headline", "EER", "EER 95\xa0% CI", "AUC", "system"]
+    for what, ood in (("in-domain", False), ("out-of-domain", True)):
+        held = [r for r in results if r["out_of_domain"] is ood and not r["role"].startswith("in-sample")]
+        best = min(held, key=lambda r: (r["eer"], r["name"]))
+        (row,) = [r for r in table["rows"] if r[0] == f"best {what} EER"]
+        lo, hi = best["ci"]["eer"]
+        assert row[1:3] == [_pct(best["eer"]), f"[{100 * lo:.2f}, {100 * hi:.2f}]\xa0%"]
+        assert best["file"].endswith(row[5].split(" (")[0])
+    head = res["summary"]["headline"]
+    assert [h["what"] for h in head["headline"]] == ["in-domain", "out-of-domain"]
+    # warnings: the models inverted on the wild domain; shortcut features exactly when the scan flagged some
+    assert "Inverted: sgd ranks spoof above bona fide (AUC < 0.5) on wild" in text
+    scan = json.loads((study / "analysis" / "shortcuts.json").read_text())
+    assert ("Shortcut features (shortcuts.json)" in text) == bool(scan["n_flagged"])
+    assert (out / "summary.md").read_text().split("\n## ")[1].startswith("Summary")
+
+
+def test_provenance_and_data_statement_are_folded(built):
+    _, out = built
+    page = (out / "index.html").read_text(encoding="utf-8")
+    o = Outline.of(page)
+    prov = [t for t in o.tables if t["caption"].startswith(("Every input artifact", "Versions recorded"))]
+    assert len(prov) == 2 and all(t["folded"] for t in prov)
+    assert '<details class="statement" id="data-statement"><summary>What was measured on what data</summary>' in page
+    assert not any(t["folded"] for t in o.tables if not t["caption"].startswith(("Every input", "Versions")))
+
+
+def test_numbers_stay_on_one_line(built):
+    from dfdet.report.html import is_numeric
+
+    _, out = built
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "td.n{white-space:nowrap}" in page
+    cells = [
+        (c, k)
+        for t in Outline.of(page).tables
+        for row, cls in zip(t["rows"], t["classes"], strict=True)
+        for c, k in zip(row, cls, strict=True)
+    ]
+    pcts = [k for c, k in cells if re.fullmatch(r"-?\d+\.\d+\xa0%", c)]
+    cis = [k for c, k in cells if re.fullmatch(r"\[[-\d.]+, [-\d.]+\]\xa0%", c)]
+    assert len(pcts) > 20 and len(cis) > 3 and set(pcts + cis) == {"n"}
+    assert not any(re.search(r"[\d\]] %", c) for c, _ in cells)  # never a breakable space before a unit
+    assert all(map(is_numeric, ["40.00 %", "[0.10, 0.20] %", "5/5", "-", "0.3 ± 0.1 (n=3)", "1e-05", "-inf"]))
+    assert not any(map(is_numeric, ["adam.lab_test", "0.7266 (decision column)", "lab", "FGSM (linf)"]))
+
+
+def test_summary_warns_about_synthetic_data_shortcuts_and_inverted_members(tmp_path):
+    from dfdet.report.artifacts import Artifact, Inputs
+    from dfdet.report.context import Options, prepare
+    from dfdet.report.headline import headline_section
+
+    synthetic = {"synthetic": True, "corpus": {"name": "dfdet demo corpus", "synthetic": True}}
+    real = {"synthetic": False, "corpus": None}
+
+    def model(name, domain):
+        doc = {"training": {"optimizer": name}, "data": {"train": {"source": "x/lab_train.h5"}}}
+        if domain is not None:
+            doc["data"]["training_domain"] = domain
+        return Artifact("model", tmp_path / f"{name}.pt", doc=doc, name=name)
+
+    scan = {
+        "features": [{}] * 10,
+        "n_flagged": 1,
+        "flagged": [{"index": 3, "name": "lps_mean_03", "auc": 0.02}],
+        "by_system": {"A01": {"n_flagged": 2}, "A02": {"n_flagged": 0}},
+    }
+    ens = {"method": "auc2", "members": [{"name": "adam"}, {"name": "sgd"}], "inverted_members": ["adam"],
+           "flipped_members": ["adam"]}  # fmt: skip
+    items = [
+        model("adam", synthetic),
+        model("sgd", synthetic),
+        model("rmsprop", real),
+        model("sam", None),
+        Artifact("shortcuts", tmp_path / "shortcuts.json", doc=scan),
+        Artifact("ensemble", tmp_path / "ens.json", doc=ens),
+    ]
+    head = headline_section(prepare(Inputs(items=items), Options(n_boot=0)), [])
+    w = head.data["warnings"]
+    assert w[0].startswith("Synthetic training data: adam, sgd trained on dfdet demo corpus (synthetic audio)")
+    assert sum("Synthetic" in x for x in w) == 1
+    assert any("1 of 10 features" in x and "lps_mean_03, AUC 0.02" in x for x in w)
+    assert any("A01: 2 flagged" in x and "A02" not in x for x in w)
+    assert [x for x in w if x.startswith("Ensemble ens.json")] == [
+        "Ensemble ens.json: member(s) adam inverted on its fitting data (AUC < 0.5), used with a negative weight."
+    ]
+    assert (
+        head.data["headline"] == []
+        and "Models: adam, sgd, rmsprop, sam (4; trained on lab_train.h5)." in (head.data["facts"])
+    )
 
 
 def test_every_embedded_image_decodes(built):
@@ -486,8 +657,29 @@ def test_degradation_table_from_a_degrade_document(tmp_path):
     assert [c["condition"] for c in rob["degradation"][0]["conditions"]] == ["clean", "white_snr0"]
     assert rob["degradation"][0]["model"] == "adam"
     md = (tmp_path / "r" / "summary.md").read_text()
-    assert "| white_snr0 | noise | 0 | 50.00 % | 50.00 % | 0.5 |" in md
-    assert len(_images((tmp_path / "r" / "index.html").read_text())) == 1
+    assert "| white noise 0 dB SNR | 0 | 50.00 % | 50.00 % | 0.5 |" in md
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert len(_images(page)) == 1
+    # human headers and condition labels: no snake_case name anywhere in the table
+    (table,) = [t for t in Outline.of(page).tables if t["caption"].startswith("Real-signal degradations")]
+    assert table["head"] == ["condition", "failed files", "accuracy", "EER", "AUC"]
+    assert [r[0] for r in table["rows"]] == ["clean (reference)", "white noise 0\xa0dB SNR"]
+    assert not any(SNAKE.search(c) for c in table["head"] + [r[0] for r in table["rows"]])
+    # the summary names the worst condition by its label
+    assert "Worst real-signal degradation for adam: white noise 0 dB SNR, EER 50.00 % (clean: 0.00 %)." in md
+
+
+def test_every_degradation_condition_has_a_human_label():
+    from dfdet.degrade import CONDITIONS
+    from dfdet.report.labels import column_label, condition_label
+
+    labels = [condition_label(name) for name in CONDITIONS]
+    assert not any(SNAKE.search(lab) for lab in labels) and len(set(labels)) == len(labels)
+    assert condition_label("white_snr10") == "white noise 10 dB SNR"
+    assert condition_label("noise_snr10") == "noise 10 dB SNR"
+    assert condition_label("reverb_rt60", "room reverberation") == "room reverberation"  # unknown: its description
+    assert column_label("flip_rate_vs_clean") == "decisions changed vs clean"
+    assert column_label("new_eer_metric") == "new EER metric"
 
 
 def test_training_variant_from_the_training_configuration(tmp_path):

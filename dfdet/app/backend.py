@@ -892,15 +892,26 @@ def history_frames(history: Sequence[Mapping[str, Any]] | None) -> tuple[pd.Data
     return ef, sf
 
 
+NOT_MEASURED = "not measured"
+MISSING = "—"  # a fact the file does not record
+
+
 def model_facts(card: ModelCard) -> dict[str, Any]:
-    """One flat row of facts about a model: architecture, optimizer, epochs, validation metrics, threshold."""
+    """One flat row of facts about a model: architecture, optimizer, epochs, validation and test metrics, threshold.
+
+    A metric the training run could not measure says so and why ("not measured: trained without --test"), instead of
+    an empty cell a reader takes for a missing file or a bug.
+    """
     meta = card.meta
     tr = meta.get("training") or {}
     summ = meta.get("summary") or {}
     hp = tr.get("optimizer_hparams") or {}
     val = summ.get("val") or {}
     test = summ.get("test") or {}
+    data = meta.get("data") or {}
     prov = meta.get("provenance") or {}
+    no_val = f"{NOT_MEASURED}: no validation data" if not data.get("val") and not val else NOT_MEASURED
+    no_test = f"{NOT_MEASURED}: trained without --test" if not data.get("test") and not test else NOT_MEASURED
     return {
         "model": card.label,
         "arch": (meta.get("arch") or {}).get("name"),
@@ -910,15 +921,42 @@ def model_facts(card: ModelCard) -> dict[str, Any]:
         "seed": tr.get("seed"),
         "epochs_run": summ.get("epochs_run"),
         "best_epoch": summ.get("best_epoch"),
-        "val_eer": val.get("eer"),
-        "val_auc": val.get("auc"),
-        "test_eer": test.get("eer"),
+        "val_eer": _or(val.get("eer"), no_val),
+        "val_auc": _or(val.get("auc"), no_val),
+        "test_eer": _or(test.get("eer"), no_test),
         "threshold": meta.get("threshold"),
         "threshold_source": meta.get("threshold_source"),
         "recipe": (meta.get("recipe") or {}).get("name"),
         "dfdet": prov.get("dfdet_version"),
         "trained": prov.get("time"),
     }
+
+
+def _or(value: Any, why: str) -> Any:
+    return why if value is None or (isinstance(value, float) and not np.isfinite(value)) else value
+
+
+def display_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """A table for the page with no "None"/"NaN" cell: a column that has a gap, or mixes numbers and text, becomes
+    text (numbers to 4 significant digits, gaps as an em dash); complete numeric columns stay numbers (sortable)."""
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows))
+    for col in df.columns:
+        values = list(df[col])
+        numbers = [isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values]
+        gaps = [v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)) for v in values]
+        if any(gaps) or (any(numbers) and not all(numbers)):
+            df[col] = [_cell_text(v, gap) for v, gap in zip(values, gaps, strict=True)]
+    return df
+
+
+def _cell_text(value: Any, gap: bool) -> str:
+    if gap:
+        return MISSING
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    return str(value)
 
 
 def ensemble_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -986,6 +1024,54 @@ def evaluation_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                 row[k] = dec[k]
         rows.append(row)
     return rows
+
+
+def provenance_facts(card: ModelCard) -> dict[str, str]:
+    """The key facts of a model's provenance, as text for a table: dfdet version, feature recipe and its hash, the
+    training data, when and by which command it was made (the full record stays available as JSON)."""
+    meta = card.meta
+    prov = meta.get("provenance") or {}
+    recipe = meta.get("recipe") or {}
+    data = meta.get("data") or {}
+    train = data.get("train") or {}
+    domain = data.get("training_domain") or {}
+    libs = prov.get("libraries") or {}
+    training = MISSING
+    if train:
+        training = (
+            f"{Path(str(train.get('source') or '?')).name}: {train.get('rows', '?')} rows "
+            f"({train.get('bonafide', '?')} bona fide, {train.get('spoof', '?')} spoof), hash {train.get('hash', '?')}"
+        )
+    if isinstance(domain, dict) and domain.get("synthetic"):
+        training += f"; synthetic corpus ({(domain.get('corpus') or {}).get('name') or 'unnamed'})"
+    recipe_text = f"{recipe.get('name')} (hash {recipe.get('hash', '?')})" if recipe.get("name") else MISSING
+    return {
+        "dfdet version": str(prov.get("dfdet_version") or MISSING),
+        "feature recipe": recipe_text,
+        "training data": training,
+        "created (UTC)": str(prov.get("time") or MISSING),
+        "command": _command(prov.get("argv")),
+        "python / torch": f"{prov.get('python') or '?'} / {libs.get('torch') or '?'}",
+    }
+
+
+def _command(argv: Any) -> str:
+    """The recorded command line as a user would type it (`dfdet train ...`, not the path of dfdet's __main__)."""
+    import shlex
+
+    if not isinstance(argv, list) or not argv:
+        return MISSING
+    head = Path(str(argv[0])).name
+    return shlex.join(["dfdet" if head in ("dfdet", "__main__.py") else head, *map(str, argv[1:])])
+
+
+def provenance_table(cards: Sequence[ModelCard]) -> pd.DataFrame:
+    """Key provenance facts (rows) of each model (columns), for the About tab."""
+    import pandas as pd
+
+    df = pd.DataFrame({c.label: provenance_facts(c) for c in cards})
+    df.index.name = "fact"
+    return df
 
 
 def provenance_lines(meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -50,8 +50,14 @@ def _inspected(path: str, fp: tuple, name: str, digest: str, with_saliency: bool
 
 
 # --------------------------------------------------------------------------------------------------- charts
+LABEL_INSIDE = 0.6  # a bar longer than this carries its value label inside its end, so the label stays in the plot
+
+
 def _probability_chart(v: be.FileVerdict, final_label: str) -> Any:
-    """P(spoof) per member and for the final detector, each with its own threshold as a black tick."""
+    """P(spoof) per member and for the final detector, each with its own threshold as a black tick.
+
+    The legend sits below the plot and a long bar's value label inside the bar: a label right of a bar near 1 would
+    run past the axis into the legend's place."""
     import altair as alt
 
     df = be.probability_frame(v, final_label)
@@ -60,13 +66,25 @@ def _probability_chart(v: be.FileVerdict, final_label: str) -> Any:
     bars = base.mark_bar(size=18).encode(
         x=alt.X("p_spoof:Q", scale=alt.Scale(domain=[0, 1]), title="P(spoof)"),
         color=alt.Color(
-            "decision:N", scale=alt.Scale(domain=["bonafide", "spoof"], range=["#54a24b", "#e45756"]), title=None
+            "decision:N",
+            scale=alt.Scale(domain=["bonafide", "spoof"], range=["#54a24b", "#e45756"]),
+            title=None,
+            legend=alt.Legend(orient="bottom"),
         ),
         tooltip=["detector", "role", alt.Tooltip("p_spoof:Q", format=".6f"), alt.Tooltip("threshold:Q", format=".6f")],
     )
     ticks = base.mark_tick(color="black", thickness=3, size=24).encode(x="threshold:Q")
-    text = base.mark_text(align="left", dx=4).encode(x="p_spoof:Q", text="label:N")
-    return (bars + ticks + text).properties(height=34 * len(df))
+    inside = (
+        base.transform_filter(alt.datum.p_spoof >= LABEL_INSIDE)
+        .mark_text(align="right", dx=-6, color="white", fontWeight="bold")
+        .encode(x="p_spoof:Q", text="label:N")
+    )
+    outside = (
+        base.transform_filter(alt.datum.p_spoof < LABEL_INSIDE)
+        .mark_text(align="left", dx=4)
+        .encode(x="p_spoof:Q", text="label:N")
+    )
+    return (bars + ticks + inside + outside).properties(height=34 * len(df))
 
 
 def _feature_chart(d: be.InspectData, column: str) -> Any:
@@ -262,11 +280,10 @@ def _inspect(opt: be.DetectorOption, fp: tuple, uploads: list[tuple[str, bytes]]
 
 
 def _models(cat: be.Catalog) -> None:
-    import pandas as pd
 
     st.subheader("Operating points")
     st.dataframe(
-        pd.DataFrame(
+        be.display_frame(
             [
                 {
                     "file": o.label,
@@ -289,7 +306,11 @@ def _models(cat: be.Catalog) -> None:
                 st.markdown(f"- {p}")
     if cat.models:
         st.subheader("Models")
-        st.dataframe(pd.DataFrame([be.model_facts(m) for m in cat.models]), hide_index=True)
+        st.dataframe(be.display_frame([be.model_facts(m) for m in cat.models]), hide_index=True)
+        st.caption(
+            "val_eer / val_auc: on the validation data that chose the epoch and threshold (--val or --val-split); "
+            "test_eer: on the --test data, scored once after training. 'not measured' where the run had no such data."
+        )
         for card in cat.models:
             with st.expander(f"{card.label}: training curves and gradient norms"):
                 if card.note:
@@ -320,18 +341,18 @@ def _models(cat: be.Catalog) -> None:
                 f"`{item.label}`: method **{doc.get('method')}**, threshold {thr.get('policy')} = {value} on the "
                 f"{thr.get('scale')}"
             )
-            st.dataframe(pd.DataFrame(be.ensemble_rows(doc)), hide_index=True)
+            st.dataframe(be.display_frame(be.ensemble_rows(doc)), hide_index=True)
             flipped = doc.get("flipped_members") or []
             if flipped:
                 st.warning(f"flipped (AUC < 0.5 when fitted): {', '.join(flipped)}")
     if cat.calibrations:
         st.subheader("Calibrations")
-        st.dataframe(pd.DataFrame([be.calibration_facts(c) for c in cat.calibrations]), hide_index=True)
+        st.dataframe(be.display_frame([be.calibration_facts(c) for c in cat.calibrations]), hide_index=True)
     if cat.evaluations:
         st.subheader("Evaluations")
         for item in cat.evaluations:
             st.markdown(f"`{item.label}`")
-            st.dataframe(pd.DataFrame(be.evaluation_rows(item.doc)), hide_index=True)
+            st.dataframe(be.display_frame(be.evaluation_rows(item.doc)), hide_index=True)
 
 
 def _about(cat: be.Catalog, opt: be.DetectorOption | None) -> None:
@@ -350,14 +371,12 @@ def _about(cat: be.Catalog, opt: be.DetectorOption | None) -> None:
     )
     st.caption(f"serving {len(cat.models)} model(s), {len(cat.usable)} usable operating point(s)")
     if opt is not None:
-        st.markdown(f"**Provenance of `{opt.label}`'s models**")
-        rows = []
-        for card in cat.models:
-            if opt.kind == "model" and card.path != opt.path:
-                continue
-            rows.append({"model": card.label, **be.provenance_lines(card.meta)})
-        if rows:
-            st.json(rows, expanded=False)
+        cards = [c for c in cat.models if opt.kind != "model" or c.path == opt.path]
+        if cards:
+            st.markdown(f"**Provenance of `{opt.label}`'s models**")
+            st.table(be.provenance_table(cards))
+            with st.expander("Full provenance records (JSON)"):
+                st.json([{"model": c.label, **be.provenance_lines(c.meta)} for c in cards], expanded=False)
 
 
 # --------------------------------------------------------------------------------------------------- main

@@ -17,7 +17,10 @@ class Text:
 
 @dataclass
 class Bullets:
+    """A list; `style` "warn" highlights every item (the summary's warnings)."""
+
     items: list[str]
+    style: str = ""
 
 
 @dataclass
@@ -41,13 +44,15 @@ Block = Text | Bullets | Table | Figure
 
 @dataclass
 class Section:
-    """One report section; `skipped` holds the one-line note when its inputs are absent."""
+    """One report section; `skipped` holds the one-line note when its inputs are absent; `fold` (a one-line
+    summary) folds the blocks under it in the HTML, for reference material nobody reads first (provenance)."""
 
     id: str
     title: str
     blocks: list[Block] = field(default_factory=list)
     skipped: str | None = None
     data: dict[str, Any] = field(default_factory=dict)  # what summary.json records for this section
+    fold: str | None = None
 
     def add(self, *blocks: Block) -> Section:
         self.blocks.extend(blocks)

@@ -72,23 +72,35 @@ def _figure(
     return fig, axes
 
 
-def to_png(fig: Any) -> bytes:
-    """PNG bytes of a figure (Agg canvas, no timestamp metadata)."""
+def to_png(fig: Any, tight: bool = False) -> bytes:
+    """PNG bytes of a figure (Agg canvas, no timestamp metadata); `tight` grows the canvas to hold a legend placed
+    outside the axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    extra = {"bbox_inches": "tight", "pad_inches": 0.15} if tight else {}
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, **extra)
     return buf.getvalue()
 
 
-def _legend(ax: Any, **kw: Any) -> None:
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        seen: dict[str, Any] = {}
-        for h, lab in zip(handles, labels, strict=True):
+def _handles(axes: Sequence[Any]) -> tuple[list[Any], list[str]]:
+    """Legend entries of all `axes`, one per label (first seen)."""
+    seen: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             seen.setdefault(lab, h)
-        ax.legend(list(seen.values()), list(seen), fontsize="small", **kw)
+    return list(seen.values()), list(seen)
+
+
+def _legend_outside(anchor: Any, axes: Sequence[Any] | None = None) -> bool:
+    """One legend for `axes` (default: `anchor` alone) to the right of the `anchor` axes, where it covers no data
+    (draw the figure with to_png(tight=True)). False when there is nothing to label."""
+    handles, labels = _handles(axes if axes is not None else [anchor])
+    if not handles:
+        return False
+    anchor.legend(handles, labels, fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return True
 
 
 def _empty(ax: Any, text: str) -> None:
@@ -145,9 +157,9 @@ def training_curves(runs: Sequence[dict[str, Any]], title: str = "Training per e
             a.set_yscale("log")
         if not drawn:
             _empty(a, "no data (e.g. no validation split under --protocol seed)")
-    _legend(ax[0, 0])
+    _legend_outside(ax[0, 1], list(ax.ravel()))
     fig.suptitle(title, fontweight="bold")
-    return to_png(fig)
+    return to_png(fig, tight=True)
 
 
 def grad_norm_figure(runs: Sequence[dict[str, Any]], title: str = "Global gradient norm per step") -> bytes:
@@ -179,9 +191,9 @@ def grad_norm_figure(runs: Sequence[dict[str, Any]], title: str = "Global gradie
         a.set_xlabel("optimizer step")
         a.set_ylabel("global L2 gradient norm (log scale)")
         a.grid(alpha=0.3, which="both")
-        _legend(a)
+    _legend_outside(ax[0, -1], list(ax[0]))
     fig.suptitle(f"{title} (smoothed; raw values faint)", fontweight="bold")
-    return to_png(fig)
+    return to_png(fig, tight=True)
 
 
 def landscape_figure(
@@ -212,9 +224,9 @@ def landscape_figure(
         a.grid(alpha=0.3)
         if not a.lines:
             _empty(a, "not measured")
-        _legend(a)
+    _legend_outside(i_ax, [d_ax, i_ax])
     fig.suptitle(title, fontweight="bold")
-    return to_png(fig)
+    return to_png(fig, tight=True)
 
 
 # --------------------------------------------------------------------------------------------------- evaluation
@@ -225,8 +237,8 @@ def roc_det_figure(curves: Sequence[dict[str, Any]], title: str) -> bytes:
     """
     from sklearn.metrics import DetCurveDisplay, RocCurveDisplay
 
-    outside = len(curves) > 6  # many curves: one shared legend below both panels instead of two covering them
-    extra = 0.22 * math.ceil(len(curves) / 2) + 0.3 if outside else 0.0
+    # one shared legend below both panels: inside, it would cover the curves of a poor detector
+    extra = 0.22 * math.ceil(len(curves) / 2) + 0.3
     fig, ax = _figure(11, 4.8 + extra, 1, 2, margins=(0.8, 0.25, 0.6 + extra, 0.65))
     roc_ax, det_ax = ax[0]
     for c in curves:
@@ -248,32 +260,31 @@ def roc_det_figure(curves: Sequence[dict[str, Any]], title: str) -> bytes:
     for a in (roc_ax, det_ax):
         a.grid(alpha=0.3)
         leg = a.get_legend()
-        if leg is not None and outside:
+        if leg is not None:
             leg.remove()
-        elif leg is not None:
-            leg.set_title(None)
-            for t in leg.get_texts():
-                t.set_fontsize("small")
-    if outside:
-        handles, labels = roc_ax.get_legend_handles_labels()
-        keep = [i for i, lab in enumerate(labels) if "chance" not in lab.lower()]
-        handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
-        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small", frameon=False)
+    handles, labels = roc_ax.get_legend_handles_labels()
+    keep = [i for i, lab in enumerate(labels) if "chance" not in lab.lower()]
+    handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small", frameon=False)
     fig.suptitle(title, fontweight="bold")
     return to_png(fig)
 
 
 def histograms_figure(items: Sequence[dict[str, Any]], title: str = "Score distributions per class") -> bytes:
-    """One panel per score file: bona fide and spoof score histograms and the decision threshold.
+    """One panel per score file: bona fide and spoof score histograms and the decision threshold; one legend for all
+    panels above them (counts and threshold value in each panel's title), so no legend covers a bar.
 
     items: dicts with `label`, `scores`, `labels`, `threshold` (or None), `threshold_source`.
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     n = len(items)
     ncols = min(3, n)
     nrows = int(np.ceil(n / ncols))
     # a fixed grid layout: constrained layout costs seconds on a dozen panels
-    height = 3.4 * nrows + 0.8
-    fig, ax = _figure(4.4 * ncols + 0.4, height, nrows, ncols, margins=(0.6, 0.15, 0.6, 0.75), wspace=0.32, hspace=0.55)
+    height = 3.6 * nrows + 1.3
+    fig, ax = _figure(4.4 * ncols + 0.4, height, nrows, ncols, margins=(0.6, 0.15, 0.6, 1.3), wspace=0.32, hspace=0.7)
     flat = ax.ravel()
     for a, it in zip(flat, items, strict=False):
         s = np.asarray(it["scores"], dtype=np.float64)
@@ -284,26 +295,25 @@ def histograms_figure(items: Sequence[dict[str, Any]], title: str = "Score distr
         bins = np.linspace(lo, hi, 40)
         for cls, name in ((0, "bonafide"), (1, "spoof")):
             part = np.clip(s[y == cls], lo, hi)
-            if part.size:
-                # stepfilled: one polygon per class instead of a patch per bin (much faster to draw)
-                a.hist(
-                    part,
-                    bins=bins,
-                    histtype="stepfilled",
-                    alpha=0.5,
-                    color=colour(name),
-                    label=f"{name} (n={part.size})",
-                )
+            if part.size:  # stepfilled: one polygon per class instead of a patch per bin (much faster to draw)
+                a.hist(part, bins=bins, histtype="stepfilled", alpha=0.5, color=colour(name))
         thr = it.get("threshold")
+        counts = f"{int((y == 0).sum())} bona fide, {int((y == 1).sum())} spoof"
         if thr is not None and np.isfinite(thr):
-            a.axvline(thr, color="k", ls="--", lw=1.2, label=f"threshold {thr:.3g}")
-        a.set_title(it["label"], fontsize="medium")
+            a.axvline(thr, color="k", ls="--", lw=1.2)
+            counts += f"; threshold {thr:.3g}"
+        a.set_title(f"{it['label']}\n{counts}", fontsize="small")
         a.set_xlabel("score (bona-fide-positive log odds)")
         a.set_ylabel("utterances")
         a.grid(alpha=0.3)
-        _legend(a)
     for a in flat[n:]:
         a.set_visible(False)
+    handles = [
+        Patch(color=colour("bonafide"), alpha=0.5, label="bona fide"),
+        Patch(color=colour("spoof"), alpha=0.5, label="spoof"),
+        Line2D([], [], color="k", ls="--", lw=1.2, label="decision threshold"),
+    ]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 1 - 0.35 / height), ncol=3, frameon=False)
     fig.suptitle(title, fontweight="bold")
     return to_png(fig)
 
@@ -332,8 +342,8 @@ def reliability_figure(curves: Sequence[dict[str, Any]], title: str = "Reliabili
     a.set_ylabel("observed fraction of spoof in bin")
     a.set_title(title)
     a.grid(alpha=0.3)
-    _legend(a, loc="upper left")
-    return to_png(fig)
+    _legend_outside(a)
+    return to_png(fig, tight=True)
 
 
 def bars_figure(
@@ -352,7 +362,7 @@ def bars_figure(
     rotate = len(groups) > 4
     longest = max((len(str(g)) for g in groups), default=1)
     bottom = 0.6 + (0.07 * min(longest, 30) if rotate else 0.0)
-    fig, ax = _figure(max(7.0, 0.9 * len(groups) * max(1, n / 2) + 2), 4.0 + bottom, margins=(0.8, 0.25, bottom, 0.7))
+    fig, ax = _figure(max(6.0, 0.6 * len(groups) * max(1, n / 2) + 2), 4.0 + bottom, margins=(0.8, 0.25, bottom, 0.7))
     a = ax[0, 0]
     x = np.arange(len(groups))
     for i, s in enumerate(series):
@@ -370,8 +380,8 @@ def bars_figure(
     a.set_xlabel(xlabel)
     a.set_title(_wrap(title))
     a.grid(alpha=0.3, axis="y")
-    _legend(a)
-    return to_png(fig)
+    _legend_outside(a)
+    return to_png(fig, tight=True)
 
 
 def _wrap(title: str, width: int = 60) -> str:
@@ -432,6 +442,6 @@ def attack_figure(sweeps: Sequence[dict[str, Any]], title: str = "Feature-space 
         a.grid(alpha=0.3)
         if not a.lines:
             _empty(a, "not measured")
-        _legend(a)
+    _legend_outside(eer_ax, [acc_ax, eer_ax])
     fig.suptitle(title, fontweight="bold")
-    return to_png(fig)
+    return to_png(fig, tight=True)

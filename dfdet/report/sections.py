@@ -39,6 +39,7 @@ from dfdet.report.document import (
     pct,
     skipped,
 )
+from dfdet.report.labels import column_label, condition_label
 
 MAX_CURVES = 12  # curves per ROC/DET figure and panels per histogram figure
 
@@ -1148,7 +1149,7 @@ def robustness_section(ctx: Context) -> Section:
         if table is None:
             sec.add(Text(f"{art.path.name}: no per-condition rows found in the file.", "note"))
             continue
-        cols, trows = table
+        cols, trows = _readable_conditions(*table)
         conds = [c for c in art.doc.get("conditions") or [] if isinstance(c, dict) and c.get("condition")]
         if conds and any(c.get("eer") is not None for c in conds):
             m = ctx.model(art.model)
@@ -1161,7 +1162,7 @@ def robustness_section(ctx: Context) -> Section:
             sec.add(
                 Figure(
                     F.bars_figure(
-                        [str(c["condition"]) for c in conds],
+                        [condition_label(str(c["condition"]), str(c.get("description") or "")) for c in conds],
                         series,
                         f"Real-signal degradations — {art.model or art.path.stem}",
                         "percent",
@@ -1180,6 +1181,19 @@ def robustness_section(ctx: Context) -> Section:
         )
     sec.data = data
     return sec
+
+
+def _readable_conditions(cols: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """A per-condition table with human headers and condition labels; the description column folds into the label."""
+    ci = cols.index("condition") if "condition" in cols else None
+    di = cols.index("description") if "description" in cols else None
+    out = []
+    for row in rows:
+        row = list(row)
+        if ci is not None:
+            row[ci] = condition_label(row[ci], row[di] if di is not None and row[di] != "-" else "")
+        out.append([v for i, v in enumerate(row) if i != di])
+    return [column_label(c) for i, c in enumerate(cols) if i != di], out
 
 
 def _variant_rank(v: str) -> int:
@@ -1300,6 +1314,7 @@ def provenance_section(ctx: Context, report_prov: dict[str, Any]) -> Section:
                      "ignored.", "note"))  # fmt: skip
     if ctx.inputs.bad:
         sec.add(Bullets([f"skipped (unreadable): {p}: {why}" for p, why in ctx.inputs.bad]))
+    sec.fold = f"{len(rows)} input artifact(s): content hashes, versions, seeds, data hashes and commands"
     sec.data = {
         "status": "ok",
         "inputs": data,
