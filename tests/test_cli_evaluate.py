@@ -202,3 +202,40 @@ def test_hard_decisions_warn(runner, tmp_path):
     f.write_text("utt_id\tscore\tlabel\na\t1\tbonafide\nb\t0\tspoof\nc\t1\tbonafide\nd\t0\tbonafide\n")
     r = runner.invoke(cli, ["evaluate", str(f)])
     assert r.exit_code == 0 and "look like hard decisions" in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------- track 2 (SASV)
+SASV_SCORES = DATA / "metric-vectors" / "sasv_b.scores.tsv"
+SASV_KEYS = DATA / "metric-vectors" / "sasv_b.keys.tsv"
+SASV_EXPECTED = json.loads((DATA / "metric-vectors" / "sasv_b.expected.json").read_text())
+
+
+def test_sasv_json_reproduces_official_values_with_seeded_ci(runner):
+    args = ["--seed", "5", "evaluate", "--json", "--sasv", str(SASV_SCORES), "--keys", str(SASV_KEYS)]
+    r = runner.invoke(cli, [*args, "--bootstrap", "30"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    res = doc["results"]
+    assert doc["schema"] == "dfdet.evaluate.sasv/1"
+    assert res["a_dcf"] == pytest.approx(SASV_EXPECTED["a_dcf"], abs=1e-6)
+    assert res["min_tdcf"] == pytest.approx(SASV_EXPECTED["min_tdcf_asvspoof5"], abs=1e-6)
+    assert 100 * res["t_eer"] == pytest.approx(SASV_EXPECTED["t_eer_percent"], rel=1e-6)
+    assert res["ci"]["level"] == 0.95 and res["ci"]["n_boot"] == 30 and res["ci"]["seed"] == 5
+    for key in ("a_dcf", "min_tdcf", "t_eer"):
+        assert res["ci"][key][0] <= res[key] <= res["ci"][key][1]
+    again = runner.invoke(cli, [*args, "--bootstrap", "30"])
+    assert json.loads(again.stdout)["results"]["ci"] == res["ci"]  # seeded
+
+
+def test_sasv_table_and_usage_errors(runner):
+    r = runner.invoke(cli, ["evaluate", "--sasv", str(SASV_SCORES), "--keys", str(SASV_KEYS), "--bootstrap", "5"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["metric", "value", "ci95%"]
+    assert lines[1].split()[:2] == ["a-DCF", f"{SASV_EXPECTED['a_dcf']:.6f}"]
+    assert lines[3].split()[:2] == ["t-EER%", f"{SASV_EXPECTED['t_eer_percent']:.6f}"]
+    assert "2000 target, 3000 non-target, 4000 spoof" in r.stderr
+    r = runner.invoke(cli, ["evaluate", "--sasv", str(SASV_SCORES)])
+    assert r.exit_code == 2 and "--keys" in r.stderr
+    r = runner.invoke(cli, ["evaluate"])
+    assert r.exit_code == 2 and "no score file" in r.stderr
