@@ -309,7 +309,7 @@ def featurize(
                 failures.append({"utt_id": utt.utt_id, "path": str(utt.path), "reason": str(value)})
                 writer.add_failure(str(utt.path), str(value), utt.utt_id)
                 continue
-            writer.append(value, utt.utt_id, str(utt.path), utt.label, utt.speaker, utt.system, utt.domain, duration)
+            writer.append(value, utt.utt_id, str(utt.path), utt.label, duration=duration, **utt.meta())
     return FeaturizeResult(
         done=writer.rows,
         total=len(utts),

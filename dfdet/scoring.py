@@ -30,7 +30,7 @@ import numpy as np
 
 from dfdet import console
 from dfdet.errors import DfdetError, InputError, UsageError
-from dfdet.inputs import Utterance
+from dfdet.inputs import CONDITION_COLUMNS, META_COLUMNS, Utterance
 from dfdet.scores import ScoreTable, score_to_p_spoof
 
 if TYPE_CHECKING:
@@ -400,7 +400,7 @@ def score_store(
     keep = np.flatnonzero(~bad)
     pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
     extra: dict[str, list[str]] = {}
-    for name in ("speaker", "system", "domain"):
+    for name in META_COLUMNS:
         col = getattr(fs, name, None) or []
         if any(col):
             extra[name] = pick(col)
@@ -436,6 +436,10 @@ class ScoredRow:
     domain: str = ""
     duration: float = float("nan")
     members: dict[str, float] = field(default_factory=dict)
+    codec: str = ""
+    codec_q: str = ""
+    attack: str = ""
+    gender: str = ""
 
     def writer_kwargs(self, members: bool = False, meta: Sequence[str] = ()) -> dict[str, Any]:
         """Keyword arguments for `ScoreWriter.write`."""
@@ -540,7 +544,7 @@ def stdin_utterances(
                 if hit is None:
                     yield BadInput(p, f"not in label file {label_file}", utt.utt_id)
                     continue
-                utt = Utterance(hit.utt_id, p, hit.label, hit.speaker, hit.system, hit.domain)
+                utt = hit.at(p)
             if utt.utt_id in seen_ids:
                 yield BadInput(p, f"duplicate utt_id {utt.utt_id!r} (also {seen_ids[utt.utt_id]})", utt.utt_id)
                 continue
@@ -658,6 +662,7 @@ def _score_audio(
                 u.domain,
                 float(duration),
                 {n: float(out["members"][n][i]) for n in names},
+                **{k: getattr(u, k) for k in CONDITION_COLUMNS},
             )
 
     torch_limit = 1 if jobs > 1 else None
@@ -759,7 +764,7 @@ def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str 
     """Collect rows into a ScoreTable sorted by utt_id (speaker/system/domain columns where any is known)."""
     rows = list(rows)
     extra: dict[str, list[str]] = {}
-    for name in ("speaker", "system", "domain"):
+    for name in META_COLUMNS:
         col = [getattr(r, name) for r in rows]
         if any(col):
             extra[name] = col
