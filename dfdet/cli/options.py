@@ -32,8 +32,8 @@ def label_options(f: F) -> F:
             click.option(
                 "--audio-root",
                 type=click.Path(file_okay=False),
-                help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ "
-                "[default: the protocol dir's parent].",
+                help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ or ASVspoof 5's flac_T/, flac_D/, "
+                "flac_E_eval/ [default: the protocol dir's parent; ASVspoof 5: its own dir if they are there].",
             ),
         ]
     ):
