@@ -24,9 +24,10 @@ CONDITION_COLUMNS: tuple[str, ...] = ("codec", "codec_q", "attack", "gender")
 META_COLUMNS: tuple[str, ...] = ("speaker", "system", "domain", *CONDITION_COLUMNS)
 
 
-@dataclass
+@dataclass(slots=True)
 class Utterance:
-    """One audio input and what is known about it; label 0 bona fide, 1 spoof, -1 unknown."""
+    """One audio input and what is known about it; label 0 bona fide, 1 spoof, -1 unknown. Slots: a 1 M-line
+    protocol is held by every featurize task, so the per-utterance size matters."""
 
     utt_id: str
     path: str

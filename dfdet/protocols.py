@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -256,7 +257,10 @@ def _read_asvspoof5(p: Path, text: str, numeric: bool, audio_root: Path | None) 
         col = {name: fields[i] for name, i in _ASVSPOOF5_LAYOUTS[width].items()}
         label = parse_label(col["key"], numeric=numeric, where=f"{p}:{lineno}: KEY: ")
         _check_duplicate(seen, col["file"], str(p), lineno)
-        meta = {k: ("" if v.lower() in _NOT_GIVEN else v) for k, v in col.items() if k not in ("file", "key")}
+        # interned: speakers, codecs, attacks repeat on every line (a 1 M-line protocol is held by every shard task)
+        meta = {
+            k: ("" if v.lower() in _NOT_GIVEN else sys.intern(v)) for k, v in col.items() if k not in ("file", "key")
+        }
         utts.append(Utterance(col["file"], finder.path(col["file"], part), label, **meta))
     return _sorted(utts, p)
 
