@@ -10,10 +10,13 @@ Slurm array task would), and prints per shard: files, wall time, files/s, the fe
 largest worker's. A shard of a larger tree must not need more memory per file: compare the peak RSS of a --n 2000
 and a --n 100000 run, or of --shards 4 vs --shards 16 (4x the rows per shard).
 
-It also featurizes --long-n clips of --long-seconds to split the per-file cost into a fixed part and a part per
-second of audio, and projects the wall time of --project-files files of --project-mean-seconds on --jobs cores and
-on an --array-task Slurm array (each task like this machine's --jobs cores). Everything runs on this machine, in one
-run; the tree is deleted afterwards unless --keep.
+It also featurizes (in this process, start-up excluded) --model-n tiny clips and --long-n clips of --long-seconds
+to split the per-file cost into a fixed part and a part per second of audio, and projects the wall time of
+--project-files files of --project-mean-seconds on --jobs cores and on an --array-tasks Slurm array (each task like
+this machine's --jobs cores). Everything runs on this machine, in one run; the tree is deleted afterwards unless
+--keep. Other processes on the machine skew the timings: quote ratios and RSS, rerun for stable rates.
+(The seed154 recipe keeps the first 2 s of each file, zero-padding shorter ones, so extraction costs the same for a
+tiny clip as for a real utterance; only decoding grows with the duration.)
 """
 
 from __future__ import annotations
@@ -113,6 +116,7 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=16, help="S of --shard K/S")
     ap.add_argument("--run-shards", type=int, default=1, help="how many of the S shards to featurize here")
     ap.add_argument("--jobs", type=int, default=2, help="-j of each featurize process")
+    ap.add_argument("--model-n", type=int, default=1000, help="tiny clips timed in-process for the cost model")
     ap.add_argument("--long-n", type=int, default=100, help="clips of --long-seconds for the per-second cost")
     ap.add_argument("--long-seconds", type=float, default=4.0)
     ap.add_argument("--project-files", type=int, default=1_000_000, help="corpus size to project (ASVspoof 5: ~1 M)")
@@ -153,31 +157,34 @@ def main() -> None:
         workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"  largest process incl. pool workers: {workers:.0f} MB")
 
-        long_proto = make_tree(base / "long", a.long_n, a.long_seconds)
-        rl = run_featurize(long_proto, base / "long.h5", a.jobs, None)
-        long_rate = a.long_n / max(rl["wall"] - one["wall"], 1e-9)
-        tiny_rate = float(np.mean(rates))
-        # per-file time on --jobs cores: t(d) = fixed + per_s * d, from the tiny and long runs (start-up removed)
-        shard_rows = len(range(0, a.n, a.shards))
-        t_tiny = max(shard_rows / tiny_rate - one["wall"], 1e-9) / shard_rows
-        t_long = 1.0 / long_rate
+        # Per-file cost model, in this process (start-up excluded): tiny clips vs --long-seconds clips, same -j.
+        from dfdet.featurize import featurize, warm_up
+        from dfdet.inputs import resolve_utterances
+
+        warm_up("seed154")
+        tiny = resolve_utterances([], labels=proto)[: a.model_n]
+        long_utts = resolve_utterances([], labels=make_tree(base / "long", a.long_n, a.long_seconds))
+        rt = featurize(tiny, base / "model_tiny.h5", jobs=a.jobs, show_progress=False)
+        rl = featurize(long_utts, base / "model_long.h5", jobs=a.jobs, show_progress=False)
+        t_tiny, t_long = rt.seconds / rt.done, rl.seconds / rl.done
         per_s = max(t_long - t_tiny, 0.0) / (a.long_seconds - a.seconds)
         fixed = max(t_tiny - per_s * a.seconds, 0.0)
-        t_mean = fixed + per_s * a.project_mean_seconds
         print(
-            f"long clips: {a.long_n} x {a.long_seconds} s in {rl['wall']:.1f} s (start-up excluded: "
-            f"{long_rate:.1f} files/s, {long_rate * a.long_seconds:.0f} audio-s/s)"
+            f"in-process featurize -j {a.jobs}: {rt.done} x {a.seconds} s clips at {1 / t_tiny:.0f} files/s; "
+            f"{rl.done} x {a.long_seconds} s clips at {1 / t_long:.1f} files/s "
+            f"({a.long_seconds / t_long:.0f} audio-s/s)"
         )
         print(
             f"per-file cost on {a.jobs} core(s): {1000 * fixed:.2f} ms fixed + {1000 * per_s:.2f} ms per audio second"
         )
+        t_mean = fixed + per_s * a.project_mean_seconds
         total = a.project_files * t_mean
         startup = one["wall"] + parse_s * (a.project_files / a.n - 1)  # protocol parsing grows with its lines
         per_task = a.project_files / a.array_tasks * t_mean + startup
         print(
             f"projection, {a.project_files} files of {a.project_mean_seconds} s mean: "
             f"{total / 3600:.1f} h on {a.jobs} core(s); {per_task / 60:.1f} min on a {a.array_tasks}-task array "
-            f"({a.jobs} core(s) per task, protocol parse {startup:.0f} s per task, merge not included)"
+            f"({a.jobs} core(s) per task, start-up + protocol parse {startup:.0f} s per task, merge not included)"
         )
     finally:
         if a.keep:
