@@ -313,3 +313,13 @@ def test_asvspoof5_tree_featurize_score_evaluate_by_condition_and_report(runner,
     html = (out / "index.html").read_text()
     assert "Per codec condition" in html and "Per attack tag" in html and "Per speaker gender" in html
     assert ">C05<" in html and ">AC2<" in html
+
+
+def test_cli_choices_match_the_library_registries():
+    """--format and --label-kind list what dfdet.scores.FORMATS and dfdet.protocols.LABEL_KINDS hold."""
+    from dfdet.cli.options import LABEL_KINDS, SCORE_FORMATS
+    from dfdet.protocols import LABEL_KINDS as KINDS
+    from dfdet.scores import FORMATS
+
+    assert set(SCORE_FORMATS) == set(FORMATS) - {"asvspoof-keys"}
+    assert tuple(LABEL_KINDS) == KINDS
