@@ -184,7 +184,8 @@ class _Carry:
     def upto(self, utt_id: str | None) -> None:
         """Copy what sorts before `utt_id` (everything left when None)."""
         while self.row is not None and (utt_id is None or self.row[1] < utt_id):
-            self.writer.append(*self.row)
+            x, utt_id, path, label, duration, meta = self.row
+            self.writer.append(x, utt_id, path, label, duration=duration, **meta)
             self.row = next(self.rows, None)
         while self.fails and (utt_id is None or self.fails[0]["utt_id"] < utt_id):
             f = self.fails.popleft()
@@ -286,7 +287,7 @@ def featurize(
             failures.append({"utt_id": utt.utt_id, "path": str(utt.path), "reason": str(value)})
             writer.add_failure(str(utt.path), str(value), utt.utt_id)
             return
-        writer.append(value, utt.utt_id, str(utt.path), utt.label, utt.speaker, utt.system, utt.domain, duration)
+        writer.append(value, utt.utt_id, str(utt.path), utt.label, duration=duration, **utt.meta())
 
     died: WorkerDied | None = None
     with result_stream(rec, todo, jobs, start_method) as results, writer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -18,11 +18,16 @@ from dfdet.console import verbose
 from dfdet.errors import DfdetError
 
 LIST_EXTENSIONS: tuple[str, ...] = (".lst", ".txt", ".scp", ".list")
+# Per-utterance string metadata carried from label files through the store and score files (evaluate --by NAME).
+# The last four come from ASVspoof 5 protocols: codec (C01..C11), codec quality, attack tag (AC1..), speaker gender.
+CONDITION_COLUMNS: tuple[str, ...] = ("codec", "codec_q", "attack", "gender")
+META_COLUMNS: tuple[str, ...] = ("speaker", "system", "domain", *CONDITION_COLUMNS)
 
 
-@dataclass
+@dataclass(slots=True)
 class Utterance:
-    """One audio input and what is known about it; label 0 bona fide, 1 spoof, -1 unknown."""
+    """One audio input and what is known about it; label 0 bona fide, 1 spoof, -1 unknown. Slots: a 1 M-line
+    protocol is held by every featurize task, so the per-utterance size matters."""
 
     utt_id: str
     path: str
@@ -30,6 +35,18 @@ class Utterance:
     speaker: str = ""
     system: str = ""
     domain: str = ""
+    codec: str = ""
+    codec_q: str = ""
+    attack: str = ""
+    gender: str = ""
+
+    def meta(self) -> dict[str, str]:
+        """The META_COLUMNS values by name."""
+        return {name: getattr(self, name) for name in META_COLUMNS}
+
+    def at(self, path: str) -> Utterance:
+        """The same utterance (id, label, metadata) read from another path."""
+        return replace(self, path=path)
 
 
 def _supported_hint() -> str:
@@ -247,7 +264,7 @@ def _join(audio: list[Path], labelled: list[Utterance], label_file: str) -> list
         if hit is None:
             missing.append(a.path)
             continue
-        out.append(Utterance(hit.utt_id, a.path, hit.label, hit.speaker, hit.system, hit.domain))
+        out.append(hit.at(a.path))
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise DfdetError(

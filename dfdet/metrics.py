@@ -569,14 +569,16 @@ def summary(
 
 # --------------------------------------------------------------------------------------------------- score tables
 _NO_SYSTEM = ("", "-", "bonafide", "bona fide", "bona-fide")
+_SPOOF_ONLY = ("system", "attack")  # columns that describe spoofs only: the attack id and ASVspoof 5's attack tag
 
 
 def _group_rows(table: Any, by: str) -> list[tuple[str, np.ndarray]]:
-    """(group name, row indices) for `--by`. For `system` each attack's spoofs are scored against ALL bona fide
-    trials (pooled bona fide, as in ASVspoof per-attack EERs); other columns split both classes."""
+    """(group name, row indices) for `--by`. For `system` and `attack` each attack's spoofs are scored against ALL
+    bona fide trials (pooled bona fide, as in ASVspoof per-attack EERs); other columns (codec, gender, ...) split
+    both classes."""
     values = np.asarray(table.column(by), dtype=object)
     y = np.asarray(table.label)
-    if by == "system":
+    if by in _SPOOF_ONLY:
         bona = np.flatnonzero(y == 0)
         systems = sorted({str(v) for v, lab in zip(values, y, strict=True) if lab == 1})
         out = []

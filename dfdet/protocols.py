@@ -1,4 +1,4 @@
-"""Label files -> utterances: ASVspoof 2019 CM protocols, In-the-Wild `meta.csv`, and generic CSV/TSV tables.
+"""Label files -> utterances: ASVspoof 2019 CM and ASVspoof 5 protocols, In-the-Wild `meta.csv`, generic CSV/TSV tables.
 
 Reading a label file never touches the audio (a corpus can be described before it is unpacked, and featurize reports
 missing audio per file). Every error names the file and line and says how to fix it.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from dfdet.labels import parse_label
 
 __all__ = ["LABEL_KINDS", "Utterance", "detect_kind", "read_labels"]
 
-LABEL_KINDS: tuple[str, ...] = ("auto", "asvspoof2019", "itw", "table")
+LABEL_KINDS: tuple[str, ...] = ("auto", "asvspoof2019", "asvspoof5", "itw", "table")
 PARTITIONS: tuple[str, ...] = ("train", "dev", "eval")
 _ID_PARTITION = {"T": "train", "D": "dev", "E": "eval"}  # LA_T_1138215 -> train
 
@@ -31,7 +32,8 @@ SYSTEM_COLUMNS = ("system", "system_id", "attack", "attack_id")
 DOMAIN_COLUMNS = ("domain",)
 
 _FORMATS_HINT = (
-    "expected an ASVspoof 2019 CM protocol (SPEAKER FILE_ID - SYSTEM KEY), an In-the-Wild meta.csv "
+    "expected an ASVspoof 2019 CM protocol (SPEAKER FILE_ID - SYSTEM KEY), an ASVspoof 5 protocol (SPEAKER_ID "
+    "FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY TMP), an In-the-Wild meta.csv "
     "(file,speaker,label) or a CSV/TSV with a header containing path (or file) and label"
 )
 
@@ -81,8 +83,14 @@ def _is_asvspoof_line(line: str) -> bool:
     return len(fields) == 5 and fields[4].lower() in ("bonafide", "spoof")
 
 
+def _is_asvspoof5_line(line: str) -> bool:
+    fields = line.split()
+    layout = _ASVSPOOF5_LAYOUTS.get(len(fields))
+    return layout is not None and fields[layout["key"]].lower() in ("bonafide", "spoof")
+
+
 def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
-    """Which label format a file holds, from its first line: `asvspoof2019`, `itw` or `table`."""
+    """Which label format a file holds, from its first line: `asvspoof2019`, `asvspoof5`, `itw` or `table`."""
     p = Path(path)
     text = _read_text(p) if text is None else text
     first = _first_line(text)
@@ -91,6 +99,8 @@ def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
     _, line = first
     if _is_asvspoof_line(line):
         return "asvspoof2019"
+    if _is_asvspoof5_line(line):
+        return "asvspoof5"
     header = _header(line, _delimiter(line, p))
     if sorted(header) == ["file", "label", "speaker"]:
         return "itw"
@@ -173,6 +183,85 @@ def _read_asvspoof(p: Path, text: str, numeric: bool, audio_root: Path | None) -
         _check_duplicate(seen, file_id, str(p), lineno)
         path = finder.path(file_id, part)
         utts.append(Utterance(file_id, path, label, speaker, "" if system == "-" else system))
+    return _sorted(utts, p)
+
+
+# --- ASVspoof 5 -----------------------------------------------------------------------------------------------------
+
+# Column positions of the two protocol forms (space-separated, `-` = not applicable):
+# track 1 and train (ASVspoof5.{train,dev.track_1,eval.track_1}.tsv):
+#   SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY TMP
+# phase 1 (ASVspoof5.{train,dev}.metadata.txt): SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK_LABEL KEY
+_ASVSPOOF5_LAYOUTS: dict[int, dict[str, int]] = {
+    10: {"speaker": 0, "file": 1, "gender": 2, "codec": 3, "codec_q": 4, "attack": 6, "system": 7, "key": 8},
+    6: {"speaker": 0, "file": 1, "gender": 2, "codec": 3, "system": 4, "key": 5},
+}
+_ASVSPOOF5_FORMS = {
+    10: "SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY TMP",
+    6: "SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK_LABEL KEY",
+}
+# Audio of each partition, by the file id's prefix (T_0000000000 -> flac_T/); eval also as unpacked without _eval.
+_ASVSPOOF5_DIRS = {"T": ("flac_T",), "D": ("flac_D",), "E": ("flac_E_eval", "flac_E")}
+_PART_PREFIX = {"train": "T", "dev": "D", "eval": "E"}
+_NOT_GIVEN = ("-", "bonafide")  # ATTACK_LABEL of bona fide rows is `bonafide`; other columns use `-`
+
+
+class _Asvspoof5Audio:
+    """Finds `<root>/flac_T/ID.flac` (flac_D, flac_E_eval); the root defaults to the protocol's directory when the
+    flac_* folders sit beside the protocol, else its parent (the release's ASVspoof5_protocols/ sub-folder)."""
+
+    def __init__(self, protocol: Path, audio_root: Path | None) -> None:
+        if audio_root is not None:
+            self.roots = [Path(_abspath(audio_root))]
+        else:
+            here = Path(_abspath(protocol)).parent
+            self.roots = [here, here.parent]
+        self._dirs: dict[str, str] = {}
+
+    def flac_dir(self, prefix: str) -> str:
+        if prefix not in self._dirs:
+            names = _ASVSPOOF5_DIRS.get(prefix, (f"flac_{prefix}",))
+            candidates = [root / name for root in self.roots for name in names]
+            default = self.roots[-1] / names[0]
+            self._dirs[prefix] = str(next((d for d in candidates if d.is_dir()), default))
+        return self._dirs[prefix]
+
+    def path(self, file_id: str, part: str | None) -> str:
+        head = file_id.split("_", 1)[0]
+        prefix = head if head in _ASVSPOOF5_DIRS or part is None else _PART_PREFIX[part]
+        return f"{self.flac_dir(prefix)}/{file_id}.flac"
+
+
+def _read_asvspoof5(p: Path, text: str, numeric: bool, audio_root: Path | None) -> list[Utterance]:
+    finder = _Asvspoof5Audio(p, audio_root)
+    part = _protocol_partition(p)
+    seen: dict[str, int] = {}
+    utts: list[Utterance] = []
+    width: int | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        if width is None:
+            width = len(fields)
+            if width not in _ASVSPOOF5_LAYOUTS:
+                raise DfdetError(
+                    f"{p}:{lineno}: expected an ASVspoof 5 protocol line of 10 (or 6) fields, got {width}",
+                    f"write '{_ASVSPOOF5_FORMS[10]}', or pass --label-kind if this is another format",
+                )
+        if len(fields) != width:
+            raise DfdetError(
+                f"{p}:{lineno}: expected {width} fields '{_ASVSPOOF5_FORMS[width]}', got {len(fields)}",
+                "fix the line (every line of a protocol has the same columns)",
+            )
+        col = {name: fields[i] for name, i in _ASVSPOOF5_LAYOUTS[width].items()}
+        label = parse_label(col["key"], numeric=numeric, where=f"{p}:{lineno}: KEY: ")
+        _check_duplicate(seen, col["file"], str(p), lineno)
+        # interned: speakers, codecs, attacks repeat on every line (a 1 M-line protocol is held by every shard task)
+        meta = {
+            k: ("" if v.lower() in _NOT_GIVEN else sys.intern(v)) for k, v in col.items() if k not in ("file", "key")
+        }
+        utts.append(Utterance(col["file"], finder.path(col["file"], part), label, **meta))
     return _sorted(utts, p)
 
 
@@ -278,9 +367,11 @@ def read_labels(
 ) -> list[Utterance]:
     """Utterances (id, audio path, label, speaker, system, domain) from a label file, sorted by utt_id.
 
-    kind: auto | asvspoof2019 | itw | table. `audio_root` (ASVspoof only) is the directory holding
-    `ASVspoof2019_LA_{train,dev,eval}/`; default: the protocol directory's parent (the LA root). Numeric labels
-    (0 bona fide, 1 spoof) are accepted only with `numeric_labels=True`.
+    kind: auto | asvspoof2019 | asvspoof5 | itw | table. `audio_root` (ASVspoof only) is the directory holding
+    `ASVspoof2019_LA_{train,dev,eval}/` (default: the protocol directory's parent, the LA root) or ASVspoof 5's
+    `flac_T/`, `flac_D/`, `flac_E_eval/` (default: the protocol's directory if they are there, else its parent).
+    ASVspoof 5 protocols also give gender, codec, codec quality and attack tag per utterance (ATTACK_LABEL is the
+    system). Numeric labels (0 bona fide, 1 spoof) are accepted only with `numeric_labels=True`.
     """
     if kind not in LABEL_KINDS:
         raise UsageError(f"unknown label kind {kind!r}", f"use one of {', '.join(LABEL_KINDS)}")
@@ -288,8 +379,11 @@ def read_labels(
     text = _read_text(p)
     if kind == "auto":
         kind = detect_kind(p, text)
+    root = Path(audio_root) if audio_root is not None else None
     if kind == "asvspoof2019":
-        return _read_asvspoof(p, text, numeric_labels, Path(audio_root) if audio_root is not None else None)
+        return _read_asvspoof(p, text, numeric_labels, root)
+    if kind == "asvspoof5":
+        return _read_asvspoof5(p, text, numeric_labels, root)
     if kind == "itw":
         return _read_itw(p, text, numeric_labels)
     return _read_table(p, text, numeric_labels)

@@ -40,6 +40,7 @@ import numpy as np
 
 from dfdet.atomic import atomic_open, atomic_path
 from dfdet.errors import DfdetError, InputError
+from dfdet.inputs import META_COLUMNS
 from dfdet.labels import BONAFIDE, SPOOF, UNKNOWN, label_name, parse_label
 
 __all__ = [
@@ -73,7 +74,6 @@ SCORE_ATOL = 1e-5
 SCORE_RTOL = 1e-5
 
 CORE_COLUMNS = ("utt_id", "score", "path", "p_spoof", "decision", "label")
-FORMATS = ("tsv", "asvspoof", "asvspoof2019", "asvspoof-keys")
 SIDECAR_SUFFIX = ".prov.json"  # FILE.tsv -> FILE.tsv.prov.json (the whole name kept: a.tsv and a.csv never share one)
 SIDECAR_SCHEMA_VERSION = 1
 # Header names accepted when reading (lower-cased), first match wins; ASVspoof 5 uses filename / cm-score / cm-label.
@@ -81,8 +81,9 @@ ID_NAMES = ("utt_id", "uttid", "utt", "filename", "file_id", "trial", "trial_ano
 SCORE_NAMES = ("score", "cm-score", "cm_score", "llr", "cm-llr")
 LABEL_NAMES = ("label", "cm-label", "cm_label", "key", "class")
 PATH_NAMES = ("path", "audio", "audio_path", "wav")
-EXTRA_RENAMES = {"spk": "speaker", "tar_spk_anon": "speaker", "speaker_id": "speaker", "attack": "system",
-                 "attack_anon": "system", "attack_id": "system", "system_id": "system"}  # fmt: skip
+# (`attack` is not renamed: it is the ASVspoof 5 attack tag, a column of its own; ATTACK_LABEL A01.. is the system.)
+EXTRA_RENAMES = {"spk": "speaker", "tar_spk_anon": "speaker", "speaker_id": "speaker", "attack_anon": "system",
+                 "attack_id": "system", "attack_label": "system", "system_id": "system"}  # fmt: skip
 _FORMAT_HINT = (
     "expected a TSV/CSV with a header holding utt_id and score (and optionally path, p_spoof, decision, label), "
     "or ASVspoof-style lines 'utt_id score' / 'utt_id system key score'"
@@ -488,6 +489,43 @@ def _word(code: Any) -> str:
     return label_name(int(code))
 
 
+@dataclass(frozen=True)
+class ScoreFormat:
+    """A score-file layout other than dfdet's own TSV: its header line and how one row is written."""
+
+    header: str | None
+    row: Callable[[str, float, Any, dict[str, Any]], str]  # (utt_id, score, label, extra columns) -> line
+    describe: str
+
+
+def _key_row(utt_id: str, score: float, label: Any, extra: dict[str, Any]) -> str:
+    word = _word(label)
+    if not word:
+        raise DfdetError(f"{utt_id}: no label for the ASVspoof key file", "attach labels first")
+    return f"{utt_id}\t{word}\n"
+
+
+_ASVSPOOF5 = ScoreFormat(
+    "filename\tcm-score",
+    lambda u, s, lab, ex: f"{u}\t{format_score(s)}\n",
+    "ASVspoof 5 track-1 score file, what its evaluation package reads: `filename<TAB>cm-score` with that header",
+)
+# The one registry of score-file formats (`tsv`, dfdet's own, is written by ScoreWriter itself).
+FORMATS: dict[str, ScoreFormat | None] = {
+    "tsv": None,
+    "asvspoof5": _ASVSPOOF5,
+    "asvspoof": _ASVSPOOF5,  # the name it had first
+    "asvspoof2019": ScoreFormat(
+        None,
+        lambda u, s, lab, ex: f"{u} {ex.get('system') or '-'} {_word(lab) or '-'} {format_score(s)}\n",
+        "ASVspoof 2019/2021 CM score-file layout `utt_id system key score` (space-separated, `-` where unknown)",
+    ),
+    "asvspoof-keys": ScoreFormat(
+        "filename\tcm-label", _key_row, "ASVspoof 5 key file `filename<TAB>cm-label` (bonafide/spoof)"
+    ),
+}
+
+
 # --------------------------------------------------------------------------------------------------- provenance sidecar
 def sidecar_path(score_path: str | os.PathLike) -> Path:
     """Where the provenance of a score file lives: `FILE.prov.json` beside it."""
@@ -660,10 +698,8 @@ class ScoreWriter:
         if self.format == "tsv":
             self._writer = csv.writer(self._fh, delimiter="\t", lineterminator="\n")
             self._writer.writerow(self.columns)
-        elif self.format == "asvspoof":
-            self._fh.write("filename\tcm-score\n")
-        elif self.format == "asvspoof-keys":
-            self._fh.write("filename\tcm-label\n")
+        elif FORMATS[self.format].header is not None:
+            self._fh.write(FORMATS[self.format].header + "\n")
         self._flush()
         return self
 
@@ -707,16 +743,8 @@ class ScoreWriter:
             values["decision"], values["label"] = _word(decision), _word(label)
             values.update({k: "" if v is None else str(v) for k, v in extra.items()})
             self._writer.writerow([values.get(c, "") for c in self.columns])
-        elif self.format == "asvspoof":
-            self._fh.write(f"{utt_id}\t{format_score(score)}\n")
-        elif self.format == "asvspoof-keys":
-            word = _word(label)
-            if not word:
-                raise DfdetError(f"{utt_id}: no label for the ASVspoof key file", "attach labels first")
-            self._fh.write(f"{utt_id}\t{word}\n")
-        else:  # asvspoof2019: utt_id system key score
-            system = str(extra.get("system") or "-")
-            self._fh.write(f"{utt_id} {system} {_word(label) or '-'} {format_score(score)}\n")
+        else:
+            self._fh.write(FORMATS[self.format].row(utt_id, score, label, extra))
         self.n_rows += 1
         self._flush()
 
@@ -735,9 +763,9 @@ def write_scores(
     """Write `table` sorted by utt_id, atomically (`-` = stdout); with `provenance`, a file target gets its
     `FILE.prov.json` sidecar (see ScoreWriter).
 
-    Formats: `tsv` (dfdet score file), `asvspoof` (what the ASVspoof 5 evaluation package reads: TSV `filename`,
-    `cm-score`), `asvspoof-keys` (its key file: `filename`, `cm-label`), `asvspoof2019` (`utt_id system key score`,
-    the 2019/2021 CM score-file layout, `-` where unknown).
+    Formats (FORMATS): `tsv` (dfdet score file), `asvspoof5` (alias `asvspoof`: what the ASVspoof 5 evaluation
+    package reads, TSV `filename`, `cm-score`), `asvspoof-keys` (its key file: `filename`, `cm-label`),
+    `asvspoof2019` (`utt_id system key score`, the 2019/2021 CM score-file layout, `-` where unknown).
     """
     t = table.sorted()
     if format == "asvspoof-keys" and not (t.label != UNKNOWN).all():
@@ -808,7 +836,7 @@ def _keys_from_lines(name: str, text: str, numeric_labels: bool) -> KeyTable:
     return KeyTable(ids, np.array(labels, dtype=np.int8), extra, name)
 
 
-_KEY_EXTRA = ("speaker", "system", "domain")
+_KEY_EXTRA = META_COLUMNS
 _KEY_HINT = (
     "pass an ASVspoof protocol/key file (SPEAKER FILE_ID - SYSTEM KEY, trial_metadata.txt, filename/cm-label TSV), "
     "an In-the-Wild meta.csv, or a CSV/TSV with a header holding utt_id (or path) and label"

@@ -28,7 +28,7 @@ import numpy as np
 from dfdet import caveats, console
 from dfdet.caveats import MIN_SECONDS
 from dfdet.errors import DfdetError, InputError, UsageError
-from dfdet.inputs import Utterance
+from dfdet.inputs import CONDITION_COLUMNS, META_COLUMNS, Utterance
 from dfdet.scores import ScoreTable, format_score, score_to_p_spoof
 
 if TYPE_CHECKING:
@@ -428,7 +428,7 @@ def score_store(
     keep = np.flatnonzero(~(nonfinite | too_short))
     pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
     extra: dict[str, list[str]] = {}
-    for name in ("speaker", "system", "domain"):
+    for name in META_COLUMNS:
         col = getattr(fs, name, None) or []
         if any(col):
             extra[name] = pick(col)
@@ -468,6 +468,10 @@ class ScoredRow:
     duration: float = float("nan")
     members: dict[str, float] = field(default_factory=dict)
     scored: float = float("nan")
+    codec: str = ""
+    codec_q: str = ""
+    attack: str = ""
+    gender: str = ""
 
     @property
     def cropped(self) -> bool:
@@ -578,7 +582,7 @@ def stdin_utterances(
                 if hit is None:
                     yield BadInput(p, f"not in label file {label_file}", utt.utt_id)
                     continue
-                utt = Utterance(hit.utt_id, p, hit.label, hit.speaker, hit.system, hit.domain)
+                utt = hit.at(p)
             if utt.utt_id in seen_ids:
                 yield BadInput(p, f"duplicate utt_id {utt.utt_id!r} (also {seen_ids[utt.utt_id]})", utt.utt_id)
                 continue
@@ -681,6 +685,7 @@ def _score_audio(
                 float(duration),
                 {n: float(out["members"][n][0]) for n in names},
                 caveats.scored_seconds(float(duration), window),
+                **{k: getattr(u, k) for k in CONDITION_COLUMNS},
             )
 
     # One pool for file lists and stdin alike (dfdet.pool). Live (stdin): a reader thread takes paths as they
@@ -716,7 +721,7 @@ def rows_to_table(rows: Iterable[ScoredRow], members: bool = False, source: str 
     duration_s and scored_s)."""
     rows = list(rows)
     extra: dict[str, list[str]] = {}
-    for name in ("speaker", "system", "domain"):
+    for name in META_COLUMNS:
         col = [getattr(r, name) for r in rows]
         if any(col):
             extra[name] = col

@@ -1,9 +1,10 @@
 """The feature store: HDF5 files written by `featurize` (and the study's `.npz`), read into a FeatureSet.
 
 HDF5 layout (DESIGN.md): `/features` float32 [N, D] chunked, compressed, resizable; per-row `/utt_id`, `/path`,
-`/label` (int8: 0 bona fide, 1 spoof, -1 unknown), `/speaker`, `/system`, `/duration`; `/feature_names`; group
-boundaries; `/failed` (path, reason) for inputs skipped under --skip-bad; root attributes with the schema version,
-recipe name, its configuration JSON and hash, dfdet version, argv and time.
+`/label` (int8: 0 bona fide, 1 spoof, -1 unknown), `/speaker`, `/system`, `/domain`, the corpus conditions `/codec`,
+`/codec_q`, `/attack`, `/gender` (ASVspoof 5; stores written before them read as empty), `/duration`;
+`/feature_names`; group boundaries; `/failed` (path, reason) for inputs skipped under --skip-bad; root attributes
+with the schema version, recipe name, its configuration JSON and hash, dfdet version, argv and time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from dfdet.errors import DfdetError, InputError
 from dfdet.features import FeatureGroup
+from dfdet.inputs import META_COLUMNS
 
 SCHEMA_VERSION = 1
 
@@ -44,10 +46,14 @@ class FeatureSet:
     failures: list[dict[str, str]] = field(default_factory=list)  # {"utt_id", "path", "reason"} per skipped input
     source: str = ""
     domain: list[str] = field(default_factory=list)  # e.g. "lab" / "wild"; empty strings when unknown
+    codec: list[str] = field(default_factory=list)  # ASVspoof 5 conditions (CONDITION_COLUMNS); empty when unknown
+    codec_q: list[str] = field(default_factory=list)
+    attack: list[str] = field(default_factory=list)
+    gender: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.X)
-        for name in ("path", "speaker", "system", "domain"):
+        for name in ("path", *META_COLUMNS):
             if not getattr(self, name):
                 setattr(self, name, [""] * n)
         if self.duration is None:
@@ -73,8 +79,7 @@ class FeatureSet:
             feature_names=list(self.feature_names),
             groups=list(self.groups),
             path=pick(self.path),
-            speaker=pick(self.speaker),
-            system=pick(self.system),
+            **{name: pick(getattr(self, name)) for name in META_COLUMNS},
             duration=np.asarray(self.duration)[idx],
             recipe=self.recipe,
             recipe_config=self.recipe_config,
@@ -82,7 +87,6 @@ class FeatureSet:
             attrs=dict(self.attrs),
             failures=[],
             source=self.source,
-            domain=pick(self.domain),
         )
 
 
@@ -97,8 +101,8 @@ def utterances_of(fs: FeatureSet) -> list:
             "pass the audio files themselves",
         )
     return [
-        Utterance(utt_id=u, path=p, label=int(lab), speaker=spk, system=sy, domain=dom)
-        for u, p, lab, spk, sy, dom in zip(fs.utt_id, fs.path, fs.y, fs.speaker, fs.system, fs.domain, strict=True)
+        Utterance(u, p, int(lab), **{name: getattr(fs, name)[i] for name in META_COLUMNS})
+        for i, (u, p, lab) in enumerate(zip(fs.utt_id, fs.path, fs.y, strict=True))
     ]
 
 
@@ -170,7 +174,7 @@ def load_features(path: str | Path) -> FeatureSet:
 
 # ---- HDF5 -----------------------------------------------------------------------------------------------------
 
-ROW_STRINGS = ("utt_id", "path", "speaker", "system", "domain")
+ROW_STRINGS = ("utt_id", "path", *META_COLUMNS)
 _RESERVED_ATTRS = frozenset(
     {
         "schema_version",
@@ -354,25 +358,31 @@ class StoreWriter:
         system: str = "",
         domain: str = "",
         duration: float = float("nan"),
+        **conditions: str,
     ) -> None:
-        """Queue one row; written to disk every `chunk_rows` rows."""
+        """Queue one row; written to disk every `chunk_rows` rows. `conditions`: codec, codec_q, attack, gender."""
         vec = np.asarray(features, dtype=np.float32).reshape(-1)
         if vec.shape[0] != len(self.feature_names):
             raise DfdetError(
                 f"{utt_id}: feature vector has {vec.shape[0]} values, the store has {len(self.feature_names)} columns",
                 "this is a bug in the feature recipe",
             )
-        self._buf.append((vec, str(utt_id), str(path), int(label), str(speaker), str(system), str(domain), duration))
+        unknown = set(conditions) - set(META_COLUMNS)
+        if unknown:
+            raise TypeError(f"StoreWriter.append: unknown column(s) {sorted(unknown)}")
+        meta = {"speaker": speaker, "system": system, "domain": domain, **conditions}
+        strings = (str(utt_id), str(path), *(str(meta.get(name) or "") for name in META_COLUMNS))
+        self._buf.append((vec, int(label), duration, strings))
         if len(self._buf) >= self.chunk_rows:
             self.flush()
 
     def append_rows(self, fs: FeatureSet) -> None:
         """Queue every row of a FeatureSet (metadata aligned)."""
         dur = np.asarray(fs.duration, dtype=np.float64)
+        cols = [getattr(fs, name) for name in META_COLUMNS]
         for i in range(len(fs)):
-            self.append(
-                fs.X[i], fs.utt_id[i], fs.path[i], int(fs.y[i]), fs.speaker[i], fs.system[i], fs.domain[i], dur[i]
-            )
+            meta = {name: col[i] for name, col in zip(META_COLUMNS, cols, strict=True)}
+            self.append(fs.X[i], fs.utt_id[i], fs.path[i], int(fs.y[i]), duration=dur[i], **meta)
 
     def add_failure(self, path: str, reason: str, utt_id: str = "") -> None:
         """Record an input skipped under --skip-bad, with why (never silently dropped)."""
@@ -388,16 +398,16 @@ class StoreWriter:
             return
         f, buf, self._buf = self._file, self._buf, []
         n0, n1 = self.rows, self.rows + len(buf)
-        cols = list(zip(*buf, strict=True))
+        vecs, labels, durations, strings = zip(*buf, strict=True)
         f["features"].resize((n1, len(self.feature_names)))
-        f["features"][n0:n1] = np.stack(cols[0])
-        for k, name in ((1, "utt_id"), (2, "path"), (4, "speaker"), (5, "system"), (6, "domain")):
+        f["features"][n0:n1] = np.stack(vecs)
+        for name, col in zip(ROW_STRINGS, zip(*strings, strict=True), strict=True):
             f[name].resize((n1,))
-            f[name][n0:n1] = np.array(cols[k], dtype=object)
+            f[name][n0:n1] = np.array(col, dtype=object)
         f["label"].resize((n1,))
-        f["label"][n0:n1] = np.array(cols[3], dtype=np.int8)
+        f["label"][n0:n1] = np.array(labels, dtype=np.int8)
         f["duration"].resize((n1,))
-        f["duration"][n0:n1] = np.array(cols[7], dtype=np.float64)
+        f["duration"][n0:n1] = np.array(durations, dtype=np.float64)
         self.rows = n1
 
 
@@ -506,8 +516,7 @@ def read_hdf5(path: str | Path) -> FeatureSet:
         feature_names=names,
         groups=groups,
         path=cols["path"],
-        speaker=cols["speaker"],
-        system=cols["system"],
+        **{name: cols[name] for name in META_COLUMNS},
         duration=duration,
         recipe=attrs.get("recipe") or None,
         recipe_config=cfg if isinstance(cfg, dict) else None,
@@ -515,7 +524,6 @@ def read_hdf5(path: str | Path) -> FeatureSet:
         attrs=attrs,
         failures=failures,
         source=str(p),
-        domain=cols["domain"],
     )
 
 
@@ -541,18 +549,18 @@ class StoreRows:
         self.recipe = self.attrs.get("recipe") or None
         self.recipe_hash = self.attrs.get("recipe_hash") or None
 
-    def iter_rows(self, block: int = 1024) -> Iterator[tuple]:
-        """(features, utt_id, path, label, speaker, system, domain, duration) per row: `StoreWriter.append`'s order."""
+    def iter_rows(self, block: int = 1024) -> Iterator[tuple[np.ndarray, str, str, int, float, dict[str, str]]]:
+        """(features, utt_id, path, label, duration, metadata columns) per row, for `StoreWriter.append`."""
         with _open_store(self.path) as f:
             for i in range(0, self.rows, block):
                 sel = slice(i, min(i + block, self.rows))
                 X = np.asarray(f["features"][sel], dtype=np.float32)
-                cols = [_strings(f, name, len(X), sel) for name in ROW_STRINGS]
+                cols = {name: _strings(f, name, len(X), sel) for name in ROW_STRINGS}
                 y = np.asarray(f["label"][sel], dtype=np.int8)
                 dur = np.asarray(f["duration"][sel], dtype=np.float64)
                 for j in range(len(X)):
-                    u, p, spk, sy, dom = (c[j] for c in cols)
-                    yield X[j], u, p, int(y[j]), spk, sy, dom, float(dur[j])
+                    meta = {name: cols[name][j] for name in META_COLUMNS}
+                    yield X[j], cols["utt_id"][j], cols["path"][j], int(y[j]), float(dur[j]), meta
 
 
 def _read_attrs(a: Any) -> dict[str, Any]:
@@ -613,13 +621,11 @@ def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 102
         feature_names=list(first.feature_names),
         groups=list(first.groups),
         path=cat("path"),
-        speaker=cat("speaker"),
-        system=cat("system"),
+        **{name: cat(name) for name in META_COLUMNS},
         duration=np.concatenate([np.asarray(fs.duration, dtype=np.float64) for fs in sets]),
         recipe=first.recipe,
         recipe_config=first.recipe_config,
         recipe_hash=first.recipe_hash,
-        domain=cat("domain"),
     )
     order = sorted(range(len(merged)), key=lambda i: merged.utt_id[i])
     merged = merged.subset(np.asarray(order, dtype=np.int64))
@@ -660,6 +666,7 @@ def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
         "systems": counts_of(fs.system),
         "speakers": len({s for s in fs.speaker if s}),
         "domains": counts_of(fs.domain),
+        **{f"{name}s": counts_of(getattr(fs, name)) for name in ("codec", "attack") if any(getattr(fs, name))},
         "duration_s": {
             "total": float(known.sum()) if known.size else None,
             "min": float(known.min()) if known.size else None,

@@ -78,6 +78,65 @@ def make_asvspoof_la(
     return proto
 
 
+ASVSPOOF5_PROTOCOLS = {
+    "train": "ASVspoof5.train.tsv",
+    "dev": "ASVspoof5.dev.track_1.tsv",
+    "eval": "ASVspoof5.eval.track_1.tsv",
+}
+ASVSPOOF5_FLAC = {"train": "flac_T", "dev": "flac_D", "eval": "flac_E_eval"}
+ASVSPOOF5_CODECS = ("-", "C01", "C05", "C08")  # eval codec conditions cycled (`-` = uncoded)
+
+
+def make_asvspoof5(
+    root: str | os.PathLike,
+    n_per_class: int = 4,
+    partition: str = "train",
+    phase1: bool = False,
+    sr: int = 16000,
+    seconds: float = 0.5,
+    seed: int = 0,
+    audio: bool = True,
+) -> Path:
+    """An ASVspoof 5 tree under `root`; returns the protocol path.
+
+    Writes `ASVspoof5_protocols/<ASVspoof5.train.tsv | ASVspoof5.dev.track_1.tsv | ASVspoof5.eval.track_1.tsv>` in the
+    ten-column form `SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC CODEC_Q CODEC_SEED ATTACK_TAG ATTACK_LABEL KEY
+    TMP` and `flac_T/` (`flac_D/`, `flac_E_eval/`) `<T|D|E>_NNNNNNNNNN.flac`. Spoofs cycle attacks A01..A04 (eval
+    A17..A20) with tags AC1..AC3; speakers alternate genders; eval rows cycle ASVSPOOF5_CODECS (quality 0 when
+    uncoded, else 1..5); train/dev are uncoded (`-`). `phase1`: the earlier six-column
+    `ASVspoof5.<part>.metadata.txt` (SPEAKER_ID FLAC_FILE_NAME SPEAKER_GENDER CODEC ATTACK_LABEL KEY) at `root`,
+    beside `flac_T/`. `audio=False` writes the protocol only.
+    """
+    root = Path(root)
+    letter = _PREFIX[partition]
+    flac = root / ASVSPOOF5_FLAC[partition]
+    if phase1:
+        proto = root / f"ASVspoof5.{partition}.metadata.txt"
+    else:
+        proto = root / "ASVspoof5_protocols" / ASVSPOOF5_PROTOCOLS[partition]
+    proto.parent.mkdir(parents=True, exist_ok=True)
+    attacks = [f"A{k:02d}" for k in (range(17, 21) if partition == "eval" else range(1, 5))]
+    lines = []
+    for i in range(2 * n_per_class):
+        file_id = f"{letter}_{(seed * 7919 + i * 104729) % 10**10:010d}"
+        speaker, gender = f"{letter}_{4000 + i % 5:04d}", "MF"[i % 2]
+        spoof = i >= n_per_class
+        attack = attacks[(i - n_per_class) % len(attacks)] if spoof else "bonafide"
+        tag = f"AC{1 + (i - n_per_class) % 3}" if spoof else "-"
+        codec = ASVSPOOF5_CODECS[i % len(ASVSPOOF5_CODECS)] if partition == "eval" else "-"
+        quality = ("0" if codec == "-" else str(1 + i % 5)) if partition == "eval" else "-"
+        key = "spoof" if spoof else "bonafide"
+        if audio:
+            y = (spoof_signal if spoof else bona_signal)(sr, seconds, seed * 1000 + i)
+            write_audio(flac / f"{file_id}.flac", y, sr, subtype="PCM_16")
+        if phase1:
+            lines.append(f"{speaker} {file_id} {gender} {codec} {attack if spoof else '-'} {key}")
+        else:
+            lines.append(f"{speaker} {file_id} {gender} {codec} {quality} - {tag} {attack} {key} -")
+    proto.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return proto
+
+
 def make_itw(root: str | os.PathLike, n: int = 6, sr: int = 16000, seconds: float = 0.5, seed: int = 0) -> Path:
     """An In-the-Wild tree: `root/meta.csv` (file,speaker,label; bona-fide/spoof alternating) and `root/<i>.wav`."""
     root = Path(root)

@@ -202,3 +202,124 @@ def test_hard_decisions_warn(runner, tmp_path):
     f.write_text("utt_id\tscore\tlabel\na\t1\tbonafide\nb\t0\tspoof\nc\t1\tbonafide\nd\t0\tbonafide\n")
     r = runner.invoke(cli, ["evaluate", str(f)])
     assert r.exit_code == 0 and "look like hard decisions" in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------- track 2 (SASV)
+SASV_SCORES = DATA / "metric-vectors" / "sasv_b.scores.tsv"
+SASV_KEYS = DATA / "metric-vectors" / "sasv_b.keys.tsv"
+SASV_EXPECTED = json.loads((DATA / "metric-vectors" / "sasv_b.expected.json").read_text())
+
+
+def test_sasv_json_reproduces_official_values_with_seeded_ci(runner):
+    args = ["--seed", "5", "evaluate", "--json", "--sasv", str(SASV_SCORES), "--keys", str(SASV_KEYS)]
+    r = runner.invoke(cli, [*args, "--bootstrap", "30"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    res = doc["results"]
+    assert doc["schema"] == "dfdet.evaluate.sasv/1"
+    assert res["a_dcf"] == pytest.approx(SASV_EXPECTED["a_dcf"], abs=1e-6)
+    assert res["min_tdcf"] == pytest.approx(SASV_EXPECTED["min_tdcf_asvspoof5"], abs=1e-6)
+    assert 100 * res["t_eer"] == pytest.approx(SASV_EXPECTED["t_eer_percent"], rel=1e-6)
+    assert res["ci"]["level"] == 0.95 and res["ci"]["n_boot"] == 30 and res["ci"]["seed"] == 5
+    for key in ("a_dcf", "min_tdcf", "t_eer"):
+        assert res["ci"][key][0] <= res[key] <= res["ci"][key][1]
+    again = runner.invoke(cli, [*args, "--bootstrap", "30"])
+    assert json.loads(again.stdout)["results"]["ci"] == res["ci"]  # seeded
+
+
+def test_sasv_table_and_usage_errors(runner):
+    r = runner.invoke(cli, ["evaluate", "--sasv", str(SASV_SCORES), "--keys", str(SASV_KEYS), "--bootstrap", "5"])
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["metric", "value", "ci95%"]
+    assert lines[1].split()[:2] == ["a-DCF", f"{SASV_EXPECTED['a_dcf']:.6f}"]
+    assert lines[3].split()[:2] == ["t-EER%", f"{SASV_EXPECTED['t_eer_percent']:.6f}"]
+    assert "2000 target, 3000 non-target, 4000 spoof" in r.stderr
+    r = runner.invoke(cli, ["evaluate", "--sasv", str(SASV_SCORES)])
+    assert r.exit_code == 2 and "--keys" in r.stderr
+    r = runner.invoke(cli, ["evaluate"])
+    assert r.exit_code == 2 and "no score file" in r.stderr
+
+
+# ----------------------------------------------------------------------------------------------- ASVspoof 5 (track 1)
+def test_asvspoof5_tree_featurize_score_evaluate_by_condition_and_report(runner, tmp_path):
+    """Generated ASVspoof 5 eval tree -> featurize --labels -> train -> score -> evaluate --by codec/attack/gender,
+    the official track-1 score and key files both ways, and the report's breakdown tables."""
+    from dfdet.scores import read_scores
+    from tests.fixtures import make_asvspoof5
+
+    proto = make_asvspoof5(tmp_path / "ASVspoof5", n_per_class=12, partition="eval", seconds=0.4)
+    store, model, tsv = tmp_path / "eval.h5", tmp_path / "m.pt", tmp_path / "scores" / "m.tsv"
+    r = runner.invoke(cli, ["featurize", "--labels", str(proto), "-o", str(store), "-j", "1"])
+    assert r.exit_code == 0, r.stderr
+    args = ["train", str(store), "-o", str(model), "--model", "linear", "--epochs", "2", "--val-split", "0"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(cli, ["score", str(model), str(store), "-o", str(tsv)])
+    assert r.exit_code == 0, r.stderr
+    header = tsv.read_text().splitlines()[0].split("\t")
+    assert header[-6:] == ["speaker", "system", "codec", "codec_q", "attack", "gender"]
+    table = read_scores(tsv)
+    assert set(table.column("codec")) == {"", "C01", "C05", "C08"} and set(table.column("gender")) == {"M", "F"}
+
+    def groups(by: str, *extra: str, scores=tsv) -> dict:
+        res = runner.invoke(cli, ["evaluate", "--json", "--by", by, str(scores), *extra])
+        assert res.exit_code == 0, res.stderr
+        return {row["group"]: (row["n_bonafide"], row["n_spoof"]) for row in json.loads(res.stdout)["results"]}
+
+    assert groups("codec") == {None: (12, 12), "(none)": (3, 3), "C01": (3, 3), "C05": (3, 3), "C08": (3, 3)}
+    assert groups("attack") == {None: (12, 12), "AC1": (12, 4), "AC2": (12, 4), "AC3": (12, 4)}  # pooled bona fide
+    assert groups("gender") == {None: (12, 12), "F": (6, 6), "M": (6, 6)}
+    assert groups("system")["A17"] == (12, 3)
+    # a score file without the columns gets them from the protocol (--keys), like speaker/system
+    bare = tmp_path / "bare.tsv"
+    bare.write_text(
+        "utt_id\tscore\n" + "".join(f"{u}\t{float(s)!r}\n" for u, s in zip(table.utt_id, table.score, strict=True))
+    )
+    for by in ("codec", "attack", "gender"):
+        assert groups(by, "--keys", str(proto), scores=bare) == groups(by), by
+
+    # the official track-1 files: score --format asvspoof5 and a filename<TAB>cm-label key file
+    official = tmp_path / "cm_scores.tsv"
+    r = runner.invoke(cli, ["score", str(model), str(store), "--format", "asvspoof5", "-o", str(official)])
+    assert r.exit_code == 0, r.stderr
+    lines = official.read_text().splitlines()
+    assert lines[0] == "filename\tcm-score" and len(lines) == 25
+    assert lines[1].split("\t")[0] == table.utt_id[0] and float(lines[1].split("\t")[1]) == table.score[0]
+    key = tmp_path / "key.tsv"
+    key.write_text(
+        "filename\tcm-label\n"
+        + "".join(f"{u}\t{w}\n" for u, w in zip(table.utt_id, table.column("label"), strict=True))
+    )
+    r1 = runner.invoke(cli, ["evaluate", "--json", str(official), "--keys", str(key)])
+    r2 = runner.invoke(cli, ["evaluate", "--json", str(tsv)])
+    assert r1.exit_code == 0, r1.stderr
+    (a,), (b,) = json.loads(r1.stdout)["results"], json.loads(r2.stdout)["results"]
+    assert (a["n_bonafide"], a["n_spoof"], a["eer"], a["min_dcf"]) == (
+        b["n_bonafide"],
+        b["n_spoof"],
+        b["eer"],
+        b["min_dcf"],
+    )
+
+    # the report renders one breakdown table per condition column
+    out = tmp_path / "report"
+    r = runner.invoke(cli, ["report", str(tsv.parent), "-o", str(out), "--bootstrap", "0"])
+    assert r.exit_code in (0, 3), r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    text = json.dumps(summary)
+    for col in ("codec", "codec_q", "attack", "gender"):
+        assert f'"by": "{col}"' in text, col
+    html = (out / "index.html").read_text()
+    assert "Per codec condition" in html and "Per attack tag" in html and "Per speaker gender" in html
+    assert ">C05<" in html and ">AC2<" in html
+
+
+def test_cli_choices_match_the_library_registries():
+    """--format and --label-kind list what dfdet.scores.FORMATS and dfdet.protocols.LABEL_KINDS hold."""
+    from dfdet.cli.options import LABEL_KINDS, SCORE_FORMATS
+    from dfdet.protocols import LABEL_KINDS as KINDS
+    from dfdet.scores import FORMATS
+
+    assert set(SCORE_FORMATS) == set(FORMATS) - {"asvspoof-keys"}
+    assert tuple(LABEL_KINDS) == KINDS

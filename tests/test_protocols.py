@@ -9,7 +9,7 @@ import pytest
 
 from dfdet.errors import DfdetError, UsageError
 from dfdet.protocols import detect_kind, read_labels
-from tests.fixtures import make_asvspoof_la, make_itw, make_table_corpus
+from tests.fixtures import ASVSPOOF5_CODECS, make_asvspoof5, make_asvspoof_la, make_itw, make_table_corpus
 
 
 def _protocol_rows(proto: Path) -> dict[str, tuple[str, str, int]]:
@@ -215,3 +215,84 @@ def test_windows_line_endings(tmp_path):
     table = tmp_path / "t.csv"
     table.write_bytes(b"path,label\r\na.wav,fake\r\n\r\nb.wav,real\r\n")
     assert [(u.utt_id, u.label) for u in read_labels(table)] == [("a", 1), ("b", 0)]
+
+
+# ----------------------------------------------------------------------------------------------- ASVspoof 5
+def _asvspoof5_rows(proto: Path) -> dict[str, dict[str, str | int]]:
+    """Expected fields per file id, read with plain split() (ten-column form)."""
+    out = {}
+    for line in proto.read_text().splitlines():
+        spk, fid, gender, codec, q, _seed, tag, attack, key, _tmp = line.split()
+        out[fid] = {
+            "speaker": spk,
+            "gender": gender,
+            "codec": "" if codec == "-" else codec,
+            "codec_q": "" if q == "-" else q,
+            "attack": "" if tag == "-" else tag,
+            "system": "" if attack == "bonafide" else attack,
+            "label": 0 if key == "bonafide" else 1,
+        }
+    return out
+
+
+@pytest.mark.parametrize(("partition", "flac"), [("train", "flac_T"), ("dev", "flac_D"), ("eval", "flac_E_eval")])
+def test_asvspoof5_partitions(tmp_path, partition, flac):
+    proto = make_asvspoof5(tmp_path / "ASVspoof5", n_per_class=4, partition=partition)
+    assert detect_kind(proto) == "asvspoof5"
+    utts = read_labels(proto)
+    expected = _asvspoof5_rows(proto)
+    assert [u.utt_id for u in utts] == sorted(expected)
+    fields = ("speaker", "gender", "codec", "codec_q", "attack", "system", "label")
+    assert {u.utt_id: {k: getattr(u, k) for k in fields} for u in utts} == expected
+    assert all(u.path == str(tmp_path / "ASVspoof5" / flac / f"{u.utt_id}.flac") for u in utts)
+    assert all(Path(u.path).exists() for u in utts)
+    assert {u.attack for u in utts if u.label == 0} == {""} and {u.attack for u in utts if u.label == 1} >= {"AC1"}
+    assert {u.gender for u in utts} == {"M", "F"}
+    if partition == "eval":
+        assert {u.codec for u in utts} == {c for c in ASVSPOOF5_CODECS if c != "-"} | {""}
+        assert {u.codec_q for u in utts if not u.codec} == {"0"}
+    else:
+        assert {u.codec for u in utts} == {""}
+
+
+def test_asvspoof5_phase1_six_columns_beside_the_audio(tmp_path):
+    proto = make_asvspoof5(tmp_path / "release", n_per_class=3, phase1=True)
+    assert proto.parent == tmp_path / "release" and detect_kind(proto) == "asvspoof5"
+    utts = read_labels(proto)
+    assert len(utts) == 6 and all(Path(u.path).exists() for u in utts)
+    assert all(Path(u.path).parent == tmp_path / "release" / "flac_T" for u in utts)
+    assert sorted(u.system for u in utts) == ["", "", "", "A01", "A02", "A03"]
+    assert {u.attack for u in utts} == {""} and {u.gender for u in utts} == {"M", "F"}
+
+
+def test_asvspoof5_audio_root_and_no_audio_needed(tmp_path):
+    proto = make_asvspoof5(tmp_path / "a", n_per_class=2, partition="dev", audio=False)
+    moved = tmp_path / "protocols" / "renamed.txt"  # no partition in its name: taken from the D_ ids
+    moved.parent.mkdir()
+    shutil.copy(proto, moved)
+    utts = read_labels(moved, audio_root=tmp_path / "corpus")
+    assert all(u.path == str(tmp_path / "corpus" / "flac_D" / f"{u.utt_id}.flac") for u in utts)
+    assert not any(Path(u.path).exists() for u in utts)  # reading a protocol never touches the audio
+
+
+def test_asvspoof5_errors_name_file_and_line(tmp_path):
+    p = tmp_path / "ASVspoof5.train.tsv"
+    good = "T_1 T_0000000001 F - - - - bonafide bonafide -"
+    p.write_text(f"{good}\nT_1 T_0000000002 M - - - AC1 A01 spoof\n")
+    with pytest.raises(DfdetError, match=r"ASVspoof5.train.tsv:2: expected 10 fields 'SPEAKER_ID .* TMP', got 9"):
+        read_labels(p)
+    p.write_text(f"{good}\nT_1 T_0000000002 M - - - AC1 A01 fake? -\n")
+    with pytest.raises(DfdetError, match=r"ASVspoof5.train.tsv:2: KEY: unknown label 'fake\?'"):
+        read_labels(p)
+    p.write_text(f"# comment\n{good}\n\n{good}\n")
+    with pytest.raises(DfdetError, match=r"ASVspoof5.train.tsv:4: duplicate utt_id 'T_0000000001' \(first on line 2\)"):
+        read_labels(p)
+    p.write_text("T_1 T_0000000001 F - - - - bonafide\n")  # 8 fields, key in no known position
+    with pytest.raises(DfdetError, match="cannot tell the label file format"):
+        read_labels(p)
+    with pytest.raises(DfdetError, match=r"ASVspoof5.train.tsv:1: expected an ASVspoof 5 protocol line of 10"):
+        read_labels(p, kind="asvspoof5")
+    six = tmp_path / "ASVspoof5.dev.metadata.txt"
+    six.write_text("D_1 D_0000000001 F - - bonafide\nD_1 D_0000000002 F - A01 spoof extra\n")
+    with pytest.raises(DfdetError, match=r"metadata.txt:2: expected 6 fields 'SPEAKER_ID .* KEY', got 7"):
+        read_labels(six)

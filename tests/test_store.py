@@ -226,3 +226,50 @@ def test_subset_keeps_domain_aligned():
     fs = make_set(n=6)
     sub = fs.subset(np.array([False, True, False, False, False, True]))
     assert sub.domain == [fs.domain[1], fs.domain[5]] and sub.utt_id == ["u001", "u005"]
+
+
+# ----------------------------------------------------------------------------------------------- corpus conditions
+def _with_conditions(fs: FeatureSet) -> FeatureSet:
+    n = len(fs)
+    fs.codec = ["C01" if i % 2 else "" for i in range(n)]
+    fs.codec_q = ["3" if i % 2 else "0" for i in range(n)]
+    fs.attack = ["AC2" if fs.y[i] == 1 else "" for i in range(n)]
+    fs.gender = ["MF"[i % 2] for i in range(n)]
+    return fs
+
+
+def test_condition_columns_round_trip_subset_and_merge(tmp_path):
+    from dfdet.store import utterances_of
+
+    fs = _with_conditions(make_set(n=6))
+    write_features(tmp_path / "s.h5", fs)
+    back = load_features(tmp_path / "s.h5")
+    for name in ("codec", "codec_q", "attack", "gender"):
+        assert getattr(back, name) == getattr(fs, name), name
+    part = back.subset(np.array([5, 1]))
+    assert part.codec == ["C01", "C01"] and part.gender == ["F", "F"]
+    assert [u.codec_q for u in utterances_of(back)] == fs.codec_q
+    other = _with_conditions(make_set(n=3, prefix="v", seed=1))
+    write_features(tmp_path / "o.h5", other)
+    merged = merge_stores([tmp_path / "s.h5", tmp_path / "o.h5"], tmp_path / "m.h5")
+    again = load_features(tmp_path / "m.h5")
+    assert again.codec == merged.codec and sorted(again.codec) == sorted(fs.codec + other.codec)
+    assert describe(again)["codecs"] == {"C01": 4}
+
+
+def test_streamed_conditions_and_stores_without_them(tmp_path):
+    out = tmp_path / "w.h5"
+    with StoreWriter(out, ["a", "b"]) as w:
+        w.append(np.zeros(2), "x1", label=1, codec="C08", codec_q="2", attack="AC1", gender="M")
+        w.append(np.ones(2), "x2", label=0, speaker="s1")
+        with pytest.raises(TypeError, match="unknown column"):
+            w.append(np.ones(2), "x3", colour="red")
+    fs = load_features(out)
+    assert (fs.codec, fs.codec_q, fs.attack, fs.gender, fs.speaker) == (
+        ["C08", ""], ["2", ""], ["AC1", ""], ["M", ""], ["", "s1"]
+    )  # fmt: skip
+    with h5py.File(out, "a") as f:  # a store written before these columns existed
+        for name in ("codec", "codec_q", "attack", "gender"):
+            del f[name]
+    old = load_features(out)
+    assert old.codec == old.attack == old.gender == old.codec_q == ["", ""] and old.speaker == ["", "s1"]

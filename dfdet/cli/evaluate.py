@@ -93,7 +93,7 @@ def _asv_rates(text: str | None) -> dict[str, float] | None:
 
 
 @click.command("evaluate")
-@click.argument("score_files", nargs=-1, required=True, metavar="SCORES...")
+@click.argument("score_files", nargs=-1, metavar="SCORES...")
 @json_flag("Write JSON (all metrics, settings, provenance) instead of a table.")
 @click.option(
     "--by",
@@ -134,10 +134,20 @@ def _asv_rates(text: str | None) -> dict[str, float] | None:
 )
 @click.option(
     "--labels",
+    "--keys",
     "labels_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Key/protocol file: join labels (and speaker/system) by utt_id when the score file has none.",
+    help="Key/protocol file (e.g. the ASVspoof 5 `filename cm-label` key, or a protocol): join labels (and "
+    "speaker/system/codec/attack/gender) by utt_id when the score file has none. With --sasv: the track-2 key file.",
+)
+@click.option(
+    "--sasv",
+    "sasv_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="ASVspoof 5 track-2 score file (spk filename cm-score asv-score sasv-score; needs --keys, the "
+    "spk filename cm-label asv-label key): print a-DCF, min t-DCF and t-EER with bootstrap CIs (--ci, default 0.95).",
 )
 @click.option("--numeric-labels", is_flag=True, help="Accept 0 (bona fide) / 1 (spoof) labels.")
 @click.option("--name", "names", multiple=True, help="Row name per score file (default: file stem); repeat per file.")
@@ -157,6 +167,7 @@ def evaluate(
     c_fa: float,
     asv_rates: str | None,
     labels_file: str | None,
+    sasv_file: str | None,
     numeric_labels: bool,
     names: tuple[str, ...],
     output: str,
@@ -167,7 +178,12 @@ def evaluate(
     (higher = more likely genuine; natural-log odds) as in the ASVspoof evaluation package. Several files give
     side-by-side rows (e.g. in-domain vs out-of-domain). Warnings (inverted scores, hard decisions) go to stderr.
     Decision metrics (spoof = positive class for F1) use --threshold, else --threshold-from, else the file's
-    decision column, else 0.
+    decision column, else 0. `--by` takes system (per attack, A01..), attack (ASVspoof 5 attack tag), codec,
+    codec_q, gender, speaker, domain or any other column.
+
+    Track 2 (spoofing-aware speaker verification): `dfdet evaluate --sasv SCORES --keys KEYS` reads the official
+    score and key files and prints the a-DCF (Shim et al., 2024), the ASVspoof 5 min t-DCF with the organisers'
+    ASV error rates, and the concurrent t-EER (Kinnunen et al., 2023), with bootstrap CIs over trials (seeded).
     """
     from dfdet import console
     from dfdet.atomic import atomic_open
@@ -176,6 +192,15 @@ def evaluate(
     from dfdet.provenance import provenance
     from dfdet.scores import attach_keys, read_keys, read_scores, read_threshold
 
+    if sasv_file is not None:
+        if score_files:
+            raise UsageError("--sasv takes its score file itself; SCORES given too", "pass either SCORES or --sasv")
+        if labels_file is None:
+            raise UsageError("--sasv needs the track-2 key file", "add --keys KEYS (spk filename cm-label asv-label)")
+        _evaluate_sasv(sasv_file, labels_file, as_json, 0.95 if ci is None else ci, n_boot, output)
+        return
+    if not score_files:
+        raise UsageError("no score file given", "pass SCORES..., or --sasv SCORES --keys KEYS for track 2")
     if threshold is not None and threshold_from is not None:
         raise UsageError("--threshold and --threshold-from both given", "pass only one")
     if score_files.count("-") > 1:
@@ -238,3 +263,45 @@ def evaluate(
             fh.write(dumps(doc) + "\n")
         else:
             fh.write(format_table(rows, with_ci=ci is not None))
+
+
+_SASV_ROWS = (("a-DCF", "a_dcf", 1.0), ("min t-DCF", "min_tdcf", 1.0), ("t-EER%", "t_eer", 100.0))
+
+
+def format_sasv(out: dict[str, Any]) -> str:
+    """Plain table of the track-2 metrics: metric, value and (when computed) the bootstrap interval."""
+    ci = out.get("ci")
+    head = ["metric", "value"] + ([f"ci{round(100 * ci['level'])}%"] if ci else [])
+    lines = [head]
+    for label, key, scale in _SASV_ROWS:
+        row = [label, f"{scale * out[key]:.6f}"]
+        if ci:
+            lo, hi = ci[key]
+            row.append(f"[{scale * lo:.6f}, {scale * hi:.6f}]")
+        lines.append(row)
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+    cells = [
+        [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))] for r in lines
+    ]
+    return "\n".join("  ".join(r) for r in cells) + "\n"
+
+
+def _evaluate_sasv(scores: str, keys: str, as_json: bool, ci: float, n_boot: int, output: str) -> None:
+    from dfdet import console
+    from dfdet.atomic import atomic_open
+    from dfdet.jsonio import dumps
+    from dfdet.provenance import provenance
+    from dfdet.sasv import read_sasv, sasv_summary
+
+    seed = console.current_settings().seed
+    trials = read_sasv(scores, keys)
+    console.verbose(f"evaluate --sasv: {scores} with {keys}: {len(trials)} trials; ci={ci} bootstrap={n_boot}")
+    out = sasv_summary(trials, ci=ci, n_boot=n_boot, seed=seed)
+    console.info(f"{out['n_target']} target, {out['n_nontarget']} non-target, {out['n_spoof']} spoof trials")
+    with atomic_open(output, "w") as fh:
+        if as_json:
+            doc = {"schema": "dfdet.evaluate.sasv/1", "scores": scores, "keys": keys, "results": out,
+                   "provenance": provenance()}  # fmt: skip
+            fh.write(dumps(doc) + "\n")
+        else:
+            fh.write(format_sasv(out))

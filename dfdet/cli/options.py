@@ -9,7 +9,7 @@ import click
 
 F = TypeVar("F", bound=Callable)
 
-LABEL_KINDS = ["auto", "asvspoof2019", "itw", "table"]
+LABEL_KINDS = ["auto", "asvspoof2019", "asvspoof5", "itw", "table"]  # dfdet.protocols.LABEL_KINDS
 
 
 def label_options(f: F) -> F:
@@ -32,8 +32,8 @@ def label_options(f: F) -> F:
             click.option(
                 "--audio-root",
                 type=click.Path(file_okay=False),
-                help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ "
-                "[default: the protocol dir's parent].",
+                help="ASVspoof: the dir holding ASVspoof2019_LA_{train,dev,eval}/ or ASVspoof 5's flac_T/, flac_D/, "
+                "flac_E_eval/ [default: the protocol dir's parent; ASVspoof 5: its own dir if they are there].",
             ),
         ]
     ):
@@ -116,7 +116,8 @@ def json_flag(help: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
-SCORE_FORMATS = ["tsv", "asvspoof", "asvspoof2019"]  # what `dfdet.scores.write_scores` writes for score files
+# Score-file formats of dfdet.scores.FORMATS (kept here so --help imports nothing heavy; a test checks they agree).
+SCORE_FORMATS = ["tsv", "asvspoof5", "asvspoof", "asvspoof2019"]
 
 
 def score_format_option(help: str) -> Callable[[F], F]:

@@ -14,7 +14,8 @@ from dfdet.cli.options import jobs_option, label_options, min_seconds_option, sc
     "-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False), help="Score file (- = stdout)."
 )
 @score_format_option(
-    "tsv: dfdet score file; asvspoof: `filename<TAB>cm-score` for the ASVspoof 5 evaluation package; "
+    "tsv: dfdet score file; asvspoof5 (alias asvspoof): the official track-1 `filename<TAB>cm-score` file with "
+    "header, for the ASVspoof 5 evaluation package; "
     "asvspoof2019: `utt_id system key score`."
 )
 @label_options
@@ -75,7 +76,7 @@ def score(
       dfdet score model.pt wavs/ -o scores.tsv
       dfdet score model.pt eval.h5 | dfdet evaluate -
       find . -name '*.wav' | dfdet score model.pt -      # first row as soon as the first file is scored
-      dfdet score cal.json --labels protocol.txt --format asvspoof -o cm_scores.tsv
+      dfdet score cal.json --labels protocol.txt --format asvspoof5 -o cm_scores.tsv
       dfdet score ens.json eval.h5 --members -o fused.tsv
     """
     import sys
@@ -156,10 +157,11 @@ def score(
         labelled = None
         meta: list[str] = []
         if labels is not None:
+            from dfdet.inputs import META_COLUMNS
             from dfdet.protocols import read_labels
 
             labelled = read_labels(labels, kind=label_kind, numeric_labels=numeric_labels, audio_root=audio_root)
-            meta = [k for k in ("speaker", "system", "domain") if any(getattr(u, k) for u in labelled)]
+            meta = [k for k in META_COLUMNS if any(getattr(u, k) for u in labelled)]
         columns = ["utt_id", "score", "path", "p_spoof", "decision"]
         columns += (["label"] if labelled is not None else []) + meta + list(CROP_COLUMNS)
         columns += [member_column(n) for n in det.member_names] if members else []

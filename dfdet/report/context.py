@@ -58,6 +58,7 @@ class EvalEntry:
     row: dict[str, Any] = field(default_factory=dict)
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     per_attack: list[dict[str, Any]] = field(default_factory=list)
+    breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # condition column -> group rows
     threshold: float | None = None
     threshold_source: str = ""
     role: str = "evaluation"
@@ -399,11 +400,34 @@ def _prepare_scores(ctx: Context, art: Artifact, fitting: dict[str, str], ens_id
             continue
         e.row = rows[0]
         e.per_attack = rows[1:]
+        for col in _condition_columns(sub):
+            try:
+                e.breakdowns[col] = evaluate_table(sub, name=label, by=col, threshold=given)[1:]
+            except DfdetError as err:
+                ctx.warnings.append(f"{label} by {col}: {err}")
         if ctx.options.n_boot > 0:
             e.ci = bootstrap_ci(s, y, ci_names, n_boot=ctx.options.n_boot, level=ctx.options.ci, seed=ctx.options.seed)
         for w in e.row.get("warnings", []):
             e.notes.append(w)
         ctx.evals.append(e)
+
+
+def _condition_columns(table: Any) -> list[str]:
+    """The corpus-condition columns (ASVspoof 5 codec, codec quality, attack tag, gender) that split this table
+    into two or more groups: the report gets a breakdown table for each."""
+    from dfdet.inputs import CONDITION_COLUMNS
+
+    y = np.asarray(table.label)
+    out = []
+    for col in CONDITION_COLUMNS:
+        values = (table.extra or {}).get(col)
+        if not values:
+            continue
+        if col == "attack":
+            values = [v for v, lab in zip(values, y, strict=True) if lab == 1]
+        if len(set(values) - {""} if col == "attack" else set(values)) >= 2:
+            out.append(col)
+    return out
 
 
 def _n_systems(table: Any) -> int:

@@ -425,6 +425,7 @@ def evaluation_section(ctx: Context) -> Section:
                 "Per attack system: that system's spoofs against all bona fide trials of the file (ASVspoof style).",
             )
         )
+    _breakdown_tables(sec, ctx.evals)
     notes = [f"{e.label}: {n}" for e in ctx.evals for n in e.notes]
     if notes:
         sec.add(Bullets(notes))
@@ -442,9 +443,37 @@ def evaluation_section(ctx: Context) -> Section:
             for e in ctx.evals
             for r in e.per_attack
         ],
+        "breakdowns": [
+            {"name": e.label, "by": col, "group": r.get("group"), "n_bonafide": r.get("n_bonafide"),
+             "n_spoof": r.get("n_spoof"), "eer": r.get("eer"), "min_dcf": r.get("min_dcf"), "roc_auc": r.get("roc_auc")}
+            for e in ctx.evals
+            for col, rows in e.breakdowns.items()
+            for r in rows
+        ],
         "unlabelled": ctx.unlabelled,
     }  # fmt: skip
     return sec
+
+
+_BREAKDOWN_TITLES = {
+    "codec": ("codec", "Per codec condition (ASVspoof 5 CODEC; (none) = uncoded): both classes split by condition."),
+    "codec_q": ("codec quality", "Per codec quality (ASVspoof 5 CODEC_Q): both classes split by quality."),
+    "attack": ("attack tag", "Per attack tag (ASVspoof 5 ATTACK_TAG): its spoofs against all bona fide trials."),
+    "gender": ("speaker gender", "Per speaker gender: both classes split by the speaker's gender."),
+}
+
+
+def _breakdown_tables(sec: Section, evals: list[EvalEntry]) -> None:
+    """One table per corpus-condition column (codec, codec quality, attack tag, gender) any score file carries."""
+    for col, (head, caption) in _BREAKDOWN_TITLES.items():
+        rows = [
+            [e.label, str(r.get("group")), f"{r.get('n_bonafide')}/{r.get('n_spoof')}", pct(r.get("eer")),
+             num(r.get("min_dcf")), num(r.get("roc_auc"))]
+            for e in evals
+            for r in e.breakdowns.get(col, [])
+        ]  # fmt: skip
+        if rows:
+            sec.add(Table(["score file", head, "bona/spoof", "EER", "minDCF", "AUC"], rows, caption))
 
 
 def _evaluate_docs(sec: Section, docs: list[Artifact]) -> None:
@@ -456,7 +485,7 @@ def _evaluate_docs(sec: Section, docs: list[Artifact]) -> None:
             rows.append(
                 [
                     str(r.get("name")),
-                    str(r.get("group") or "(pooled)"),
+                    f"{r['by']}={r['group']}" if r.get("by") and r.get("group") is not None else "(pooled)",
                     f"{r.get('n_bonafide')}/{r.get('n_spoof')}",
                     pct(r.get("eer")),
                     ci_pct(ci),
