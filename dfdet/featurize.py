@@ -184,8 +184,8 @@ class _Carry:
     def upto(self, utt_id: str | None) -> None:
         """Copy what sorts before `utt_id` (everything left when None)."""
         while self.row is not None and (utt_id is None or self.row[1] < utt_id):
-            x, utt_id, path, label, duration, meta = self.row
-            self.writer.append(x, utt_id, path, label, duration=duration, **meta)
+            x, uid, path, label, duration, meta = self.row
+            self.writer.append(x, uid, path, label, duration=duration, **meta)
             self.row = next(self.rows, None)
         while self.fails and (utt_id is None or self.fails[0]["utt_id"] < utt_id):
             f = self.fails.popleft()

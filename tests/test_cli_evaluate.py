@@ -258,7 +258,7 @@ def test_asvspoof5_tree_featurize_score_evaluate_by_condition_and_report(runner,
     r = runner.invoke(cli, ["score", str(model), str(store), "-o", str(tsv)])
     assert r.exit_code == 0, r.stderr
     header = tsv.read_text().splitlines()[0].split("\t")
-    assert header[-6:] == ["speaker", "system", "codec", "codec_q", "attack", "gender"]
+    assert header[-8:] == ["speaker", "system", "codec", "codec_q", "attack", "gender", "duration_s", "scored_s"]
     table = read_scores(tsv)
     assert set(table.column("codec")) == {"", "C01", "C05", "C08"} and set(table.column("gender")) == {"M", "F"}
 
