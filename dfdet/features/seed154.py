@@ -167,6 +167,7 @@ class Seed154:
     name = "seed154"
     sample_rate = SR
     n_samples = N_SAMPLES
+    frames = False  # one vector per utterance
 
     def __init__(self, **overrides: Any) -> None:
         if overrides:
