@@ -58,7 +58,9 @@ def static_reference(y16: np.ndarray) -> np.ndarray:
         ceps = []
         for k in range(N_CEPS):
             scale = math.sqrt(1.0 / N_FILTERS) if k == 0 else math.sqrt(2.0 / N_FILTERS)
-            ceps.append(scale * sum(logs[n] * math.cos(math.pi * (2 * n + 1) * k / (2 * N_FILTERS)) for n in range(N_FILTERS)))
+            ceps.append(
+                scale * sum(logs[n] * math.cos(math.pi * (2 * n + 1) * k / (2 * N_FILTERS)) for n in range(N_FILTERS))
+            )
         rows.append(ceps)
         start += HOP
     return np.array(rows, dtype=np.float64).reshape(-1, N_CEPS)

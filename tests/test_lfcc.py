@@ -120,7 +120,8 @@ def test_stream_push_in_any_blocks_equals_whole(tmp_path):
     for cuts in ([], [1, 2, 3, 500, 501, 9000], list(range(0, len(y), 97)), [len(y) - 1]):
         stream = L.LfccStream(sr)
         bounds = [0, *cuts, len(y)]
-        parts = [stream.push(y[a:b], last=(i == len(bounds) - 2)) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+        pairs = list(zip(bounds[:-1], bounds[1:], strict=True))
+        parts = [stream.push(y[a:b], last=i == len(pairs) - 1) for i, (a, b) in enumerate(pairs)]
         got = np.concatenate(parts)
         assert got.shape == whole.shape
         assert_close(got, whole, 1e-9)

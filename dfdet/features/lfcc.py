@@ -32,7 +32,11 @@ BLOCK_SECONDS = 10.0
 _CHUNK_FRAMES = 128  # frames per FFT batch: temporaries stay in cache (measured fastest of 32-1024)
 RESAMPLE_QUALITY = "HQ"  # librosa.resample's default res_type 'soxr_hq'
 
-GROUPS = [FeatureGroup("LFCC", 0, N_CEPS), FeatureGroup("Delta", N_CEPS, 2 * N_CEPS), FeatureGroup("Delta2", 2 * N_CEPS, DIM)]
+GROUPS = [
+    FeatureGroup("LFCC", 0, N_CEPS),
+    FeatureGroup("Delta", N_CEPS, 2 * N_CEPS),
+    FeatureGroup("Delta2", 2 * N_CEPS, DIM),
+]
 
 
 def frame_names() -> list[str]:
@@ -233,7 +237,9 @@ def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS
             while True:
                 nxt = f.read(block, dtype="float64", always_2d=True)
                 if not np.isfinite(data).all():
-                    raise InputError(p, "audio contains NaN or infinite samples", "re-export the file or pass --skip-bad")
+                    raise InputError(
+                        p, "audio contains NaN or infinite samples", "re-export the file or pass --skip-bad"
+                    )
                 seen += len(data)
                 if seen == 0:
                     raise InputError(p, "zero-length audio (0 samples)", "remove the file or pass --skip-bad")
