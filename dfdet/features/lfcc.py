@@ -61,9 +61,9 @@ def linear_filterbank() -> np.ndarray:
 
 def dct_matrix() -> np.ndarray:
     """[N_FILTERS, N_CEPS] orthonormal DCT-II (MATLAB `dct`, scipy norm='ortho'): log-energies @ it -> cepstra."""
-    import scipy.fft
-
-    return scipy.fft.dct(np.eye(N_FILTERS), type=2, norm="ortho", axis=0)[:N_CEPS].T.copy()
+    n, k = np.arange(N_FILTERS)[:, None], np.arange(N_CEPS)[None, :]
+    scale = np.where(k == 0, np.sqrt(1.0 / N_FILTERS), np.sqrt(2.0 / N_FILTERS))
+    return scale * np.cos(np.pi * k * (2 * n + 1) / (2 * N_FILTERS))
 
 
 def n_frames(n_samples: int) -> int:
@@ -125,8 +125,6 @@ def static_lfcc(z: np.ndarray) -> np.ndarray:
     The power spectrum is never formed as re^2 + im^2: the rfft output viewed as interleaved floats is squared in
     place and summed by a filterbank with each row doubled (one contiguous pass instead of three).
     """
-    import scipy.fft
-
     t = _tables()
     T = n_frames(len(z))
     out = np.empty((T, N_CEPS))
@@ -137,7 +135,7 @@ def static_lfcc(z: np.ndarray) -> np.ndarray:
     for s in range(0, T, _CHUNK_FRAMES):
         b = buf[: min(_CHUNK_FRAMES, T - s)]
         np.multiply(view[s : s + len(b)], t.window, out=b[:, :WIN])
-        X = scipy.fft.rfft(b, axis=-1).view(np.float64)  # [n, 2 * 257]: re, im, re, im, ...
+        X = np.fft.rfft(b, axis=-1).view(np.float64)  # [n, 2 * 257]: re, im, re, im, ...
         np.multiply(X, X, out=X)
         out[s : s + len(b)] = np.log10(X @ t.fb2 + LOG_FLOOR) @ t.dct
     return out

@@ -165,9 +165,9 @@ class Seed154:
     """The `seed154` recipe: prepare() fixes rate and length, extract() returns the 154-vector (float64)."""
 
     name = "seed154"
+    frames = False  # one vector per utterance (dfdet.features.Recipe)
     sample_rate = SR
     n_samples = N_SAMPLES
-    frames = False  # one vector per utterance
 
     def __init__(self, **overrides: Any) -> None:
         if overrides:
