@@ -166,3 +166,13 @@ def test_streamed_file_errors_name_the_file(tmp_path):
     junk.write_text("not audio")
     with pytest.raises(InputError, match="junk.wav: not decodable"):
         L.lfcc_file(junk)
+
+
+@pytest.mark.skipif("MP3" not in sf.available_formats(), reason="libsndfile without MP3")
+def test_streamed_mp3_equals_whole_file_path(tmp_path):
+    """libsndfile decodes MP3 differently in several reads: the stream reads it once, then cuts blocks."""
+    sr = 44100
+    y = np.concatenate([speechlike(sr, 2.0, seed=8), np.zeros(sr // 2), speechlike(sr, 1.0, seed=9)])
+    path = tmp_path / "a.mp3"
+    sf.write(path, y, sr, format="MP3")
+    assert_close(L.lfcc_file(path, block_seconds=0.5), L.lfcc(*load_audio(path)))

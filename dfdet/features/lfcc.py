@@ -211,9 +211,32 @@ class LfccStream:
         return out
 
 
+# libsndfile decodes MP3 differently when it is read in several calls (measured: up to 2e-2 on a generated file, one
+# float32 step on the realspeech MP3s), so an MP3 is decoded in one float32 read (the same samples as a float64 read)
+# and only then cut into blocks: bounded memory holds for every other format.
+_ONE_READ_FORMATS = frozenset({"MP3"})
+
+
+def _read_blocks(f: Any, block: int) -> Iterator[np.ndarray]:
+    """[n, channels] float64 blocks of an open SoundFile, from its start."""
+    if f.seekable():
+        f.seek(0)
+    if f.format in _ONE_READ_FORMATS:
+        data = f.read(dtype="float32", always_2d=True)
+        for s in range(0, len(data), block):
+            yield data[s : s + block].astype(np.float64)
+        return
+    while True:
+        data = f.read(block, dtype="float64", always_2d=True)
+        if not len(data):
+            return
+        yield data
+
+
 def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
     """[t, 60] blocks of one file's LFCC, read through soundfile `block_seconds` at a time (memory bounded by the
-    block, not the file). Decoding problems raise InputError naming the file, as `dfdet.audio.load_audio` does."""
+    block, not the file; MP3 excepted, see _ONE_READ_FORMATS). Decoding problems raise InputError naming the file, as
+    `dfdet.audio.load_audio` does."""
     import soundfile as sf
 
     from dfdet.audio import _DECODE_ERRORS, _decode_error
@@ -224,32 +247,25 @@ def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS
     except (OSError, *_DECODE_ERRORS) as exc:
         raise _decode_error(p, exc) from exc
     with f:
-        sr = int(f.samplerate)
-        stream = LfccStream(sr)
-        block = max(1, int(round(block_seconds * sr)))
-        seen = 0
+        stream = LfccStream(int(f.samplerate))
+        blocks = _read_blocks(f, max(1, int(round(block_seconds * f.samplerate))))
         try:
-            if f.seekable():
-                f.seek(0)
-            data = f.read(block, dtype="float64", always_2d=True)
-            while True:
-                nxt = f.read(block, dtype="float64", always_2d=True)
+            data = next(blocks, None)
+            if data is None:
+                raise InputError(p, "zero-length audio (0 samples)", "remove the file or pass --skip-bad")
+            while data is not None:
+                nxt = next(blocks, None)
                 if not np.isfinite(data).all():
                     raise InputError(
                         p, "audio contains NaN or infinite samples", "re-export the file or pass --skip-bad"
                     )
-                seen += len(data)
-                if seen == 0:
-                    raise InputError(p, "zero-length audio (0 samples)", "remove the file or pass --skip-bad")
                 y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
                 try:
-                    out = stream.push(y, last=len(nxt) == 0)
+                    out = stream.push(y, last=nxt is None)
                 except DfdetError as e:
                     raise InputError(p, e.what, e.fix) from e
                 if len(out):
                     yield out
-                if len(nxt) == 0:
-                    return
                 data = nxt
         except (OSError, *_DECODE_ERRORS) as exc:
             raise _decode_error(p, exc) from exc
