@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -325,22 +324,16 @@ class Lfcc:
             "dtype": "float64",
         }
 
-    @cached_property
-    def feature_names(self) -> list[str]:
-        return frame_names()
-
-    @property
-    def groups(self) -> list[FeatureGroup]:
-        return list(GROUPS)
+    feature_names: list[str] = frame_names()
+    groups: list[FeatureGroup] = list(GROUPS)
 
     def prepare(self, y: np.ndarray, sr: int) -> np.ndarray:
-        """Mono float audio at any rate -> float64 at 16 kHz, whole utterance."""
+        """Float audio [n] or [n, channels] at any rate -> mono (channel mean) float64 at 16 kHz, whole utterance."""
         y = np.asarray(y, dtype=np.float64)
-        if y.ndim == 2:  # (samples, channels) as soundfile returns it
-            y = y.mean(axis=1)
-        if y.ndim != 1:
-            raise ValueError(f"expected mono audio (1-D), got shape {y.shape}")
-        return resample_16k(y, sr)
+        mono = y.mean(axis=1) if y.ndim == 2 else y
+        if mono.ndim != 1:
+            raise ValueError(f"expected audio [n] or [n, channels], got shape {y.shape}")
+        return resample_16k(mono, sr)
 
     def extract(self, y: np.ndarray) -> np.ndarray:
         """Prepared audio (16 kHz) -> float64 [T, 60]; DfdetError when shorter than one 20 ms frame."""
