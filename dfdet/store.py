@@ -682,3 +682,183 @@ def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
     if list_failures:
         summary["failed"] = [{"path": f.get("path", ""), "reason": f.get("reason", "")} for f in fs.failures]
     return summary
+
+
+# ---- ragged frame rows (frame recipes such as `lfcc`) ----------------------------------------------------------
+
+
+def frame_stat_layout(frame_names: list[str], frame_groups: list[FeatureGroup]) -> tuple[np.ndarray, list[str], list]:
+    """Column order, names and groups of a frame store's /features: per frame group, its means then its stds.
+
+    Returns (order, names, groups): column c of /features is mean (c < D) or std (c >= D) of frame dimension
+    order[c] % D, i.e. /features = concat(mean, std)[order].
+    """
+    d = len(frame_names)
+    spans = [(g.name, g.start, g.stop) for g in frame_groups] or [("frames", 0, d)]
+    order: list[int] = []
+    names: list[str] = []
+    groups: list[FeatureGroup] = []
+    for name, s0, s1 in spans:
+        start = len(order)
+        for off, stat in ((0, "mean"), (d, "std")):
+            order += [off + j for j in range(s0, s1)]
+            names += [f"{frame_names[j]}_{stat}" for j in range(s0, s1)]
+        groups.append(FeatureGroup(name, start, len(order)))
+    return np.asarray(order, dtype=np.int64), names, groups
+
+
+class FrameStoreWriter(StoreWriter):
+    """A StoreWriter whose rows are [T, D] frame matrices (T >= 1, varying per row).
+
+    Layout, beside everything StoreWriter writes: `/frames` float32 [sum T, D] (chunked, compressed, resizable) with
+    the rows' frames one after another, `/n_frames` int64 [N] (row i = frames offsets[i]:offsets[i+1], offsets =
+    cumsum), `/frame_names`, `/frame_groups`. `/features` holds each row's frame statistics (mean and population std
+    of every frame dimension, `frame_stat_layout`), so every vector tool (info, split, training, the shortcut scan)
+    reads a frame store unchanged.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        frame_names: list[str],
+        frame_groups: list[FeatureGroup] | tuple = (),
+        *,
+        chunk_frames: int = 1024,
+        **kwargs: Any,
+    ) -> None:
+        self.frame_names = [str(n) for n in frame_names]
+        self.frame_groups = list(frame_groups)
+        self._order, names, groups = frame_stat_layout(self.frame_names, self.frame_groups)
+        super().__init__(path, names, groups, **kwargs)
+        self.chunk_frames = max(1, int(chunk_frames))
+        self.frames_written = 0
+        self._fbuf: list[np.ndarray] = []
+
+    def open(self) -> FrameStoreWriter:
+        import h5py
+
+        super().open()
+        try:
+            f, d = self._file, len(self.frame_names)
+            comp: dict[str, Any] = {"compression": self.compression} if self.compression else {}
+            if self.compression == "gzip":
+                comp["shuffle"] = True
+            f.create_dataset(
+                "frames", shape=(0, d), maxshape=(None, d), dtype=np.float32, chunks=(self.chunk_frames, d), **comp
+            )
+            f.create_dataset("n_frames", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(self.chunk_rows,))
+            sdt = h5py.string_dtype("utf-8")
+            f.create_dataset("frame_names", data=np.array(self.frame_names, dtype=object), dtype=sdt)
+            g = f.create_group("frame_groups")
+            g.create_dataset("name", data=np.array([x.name for x in self.frame_groups], dtype=object), dtype=sdt)
+            g.create_dataset("start", data=np.array([x.start for x in self.frame_groups], dtype=np.int64))
+            g.create_dataset("stop", data=np.array([x.stop for x in self.frame_groups], dtype=np.int64))
+        except BaseException:
+            self.abort()
+            raise
+        return self
+
+    def append_frames(self, frames: np.ndarray, utt_id: str, **row: Any) -> None:
+        """Queue one row: its [T, D] frames, and its metadata as for `StoreWriter.append` (path, label, ...)."""
+        m = np.asarray(frames, dtype=np.float64)
+        if m.ndim != 2 or m.shape[1] != len(self.frame_names) or m.shape[0] < 1:
+            raise DfdetError(
+                f"{utt_id}: frame matrix has shape {m.shape}, the store needs [T >= 1, {len(self.frame_names)}]",
+                "this is a bug in the feature recipe",
+            )
+        mean = m.mean(axis=0)
+        std = np.sqrt(((m - mean) ** 2).mean(axis=0))
+        self._fbuf.append(m.astype(np.float32))
+        self.append(np.concatenate([mean, std])[self._order], utt_id, **row)  # may flush (rows and frames together)
+        if sum(len(b) for b in self._fbuf) >= 8 * self.chunk_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._fbuf:
+            f, buf, self._fbuf = self._file, self._fbuf, []
+            block = np.concatenate(buf)
+            n0, r0 = self.frames_written, f["n_frames"].shape[0]
+            f["frames"].resize((n0 + len(block), len(self.frame_names)))
+            f["frames"][n0:] = block
+            f["n_frames"].resize((r0 + len(buf),))
+            f["n_frames"][r0:] = [len(b) for b in buf]
+            self.frames_written = n0 + len(block)
+        super().flush()
+
+    def abort(self, exc_type=None, exc=None, tb=None) -> None:
+        self._fbuf = []
+        super().abort(exc_type, exc, tb)
+
+
+class FrameReader:
+    """Per-row frame matrices of a frame store, read lazily: only /n_frames is loaded; row i reads one slice.
+
+    Use as a context manager (or call close()). Row metadata and the frame statistics come from `load_features`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py
+
+        p = self.path = Path(path)
+        fix = "featurize with a frame recipe, e.g. --recipe lfcc"
+        if not p.is_file():
+            raise InputError(p, "no such file", "check the path")
+        if not h5py.is_hdf5(p):
+            raise InputError(p, "not an HDF5 feature store", fix)
+        self._file = h5open(p, "r")
+        try:
+            f = self._file
+            if "frames" not in f or "n_frames" not in f:
+                raise InputError(p, "not a frame store (no /frames and /n_frames)", fix)
+            self.n_frames = np.asarray(f["n_frames"][...], dtype=np.int64)
+            self.offsets = np.concatenate([[0], np.cumsum(self.n_frames)]).astype(np.int64)
+            self._frames = f["frames"]
+            rows = f["features"].shape[0] if "features" in f else len(self.n_frames)
+            if self.offsets[-1] != self._frames.shape[0] or rows != len(self.n_frames) or (self.n_frames < 1).any():
+                raise InputError(
+                    p,
+                    f"/n_frames ({len(self.n_frames)} rows, {int(self.offsets[-1])} frames) does not match /frames "
+                    f"({self._frames.shape[0]} frames) and /features ({rows} rows)",
+                    "featurize it again",
+                )
+            self.frame_names = [str(s) for s in f["frame_names"].asstr()[...].tolist()]
+            g = f["frame_groups"]
+            self.frame_groups = [
+                FeatureGroup(str(nm), int(s0), int(s1))
+                for nm, s0, s1 in zip(g["name"].asstr()[...].tolist(), g["start"][...], g["stop"][...], strict=True)
+            ]
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.n_frames)
+
+    @property
+    def dim(self) -> int:
+        return int(self._frames.shape[1])
+
+    def read(self, i: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames start:stop of row i (all of them by default) as float32 [n, D]; reads only that slice."""
+        i = int(i)
+        if not 0 <= i < len(self):
+            raise IndexError(f"row {i} out of range for {len(self)} rows")
+        n = int(self.n_frames[i])
+        s0, s1, _ = slice(start, stop).indices(n)
+        o = int(self.offsets[i])
+        return np.asarray(self._frames[o + s0 : o + max(s0, s1)], dtype=np.float32)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.read(i)
+
+    def __iter__(self) -> Any:
+        return (self.read(i) for i in range(len(self)))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

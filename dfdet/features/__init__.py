@@ -1,6 +1,7 @@
 """Feature recipes: a registry so other recipes can sit beside `seed154`.
 
-A recipe turns decoded mono audio into one fixed-length float vector per utterance. It owns its sample rate and
+A recipe turns decoded mono audio into one fixed-length float vector per utterance (a frame recipe, `frames = True`,
+into a [T, D] matrix whose T varies). It owns its sample rate and
 length policy, names every feature, and records group boundaries so explanations can aggregate per group.
 """
 
@@ -27,6 +28,7 @@ class Recipe(Protocol):
 
     name: str
     sample_rate: int
+    frames: bool  # True: extract() returns a [T, D] matrix per utterance (T varies), not a [D] vector
 
     def config(self) -> dict[str, Any]:
         """Full JSON-able configuration; its hash identifies the features a model expects."""
@@ -56,7 +58,7 @@ def register_recipe(name: str) -> Callable[[Callable[..., Recipe]], Callable[...
 
 
 def _load_builtin() -> None:
-    from dfdet.features import seed154  # noqa: F401  (registers itself)
+    from dfdet.features import lfcc, seed154  # noqa: F401  (register themselves)
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:

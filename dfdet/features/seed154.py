@@ -222,6 +222,7 @@ class Seed154:
     """The `seed154` recipe: prepare() fixes rate and length, extract() returns the 154-vector (float64)."""
 
     name = "seed154"
+    frames = False  # one vector per utterance (dfdet.features.Recipe)
     sample_rate = SR
     n_samples = N_SAMPLES
     head_samples = N_SAMPLES  # reads only the first 2 s: files are decoded that far (dfdet.features.load_prepared)
