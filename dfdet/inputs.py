@@ -21,7 +21,11 @@ LIST_EXTENSIONS: tuple[str, ...] = (".lst", ".txt", ".scp", ".list")
 # Per-utterance string metadata carried from label files through the store and score files (evaluate --by NAME).
 # The last four come from ASVspoof 5 protocols: codec (C01..C11), codec quality, attack tag (AC1..), speaker gender.
 CONDITION_COLUMNS: tuple[str, ...] = ("codec", "codec_q", "attack", "gender")
-META_COLUMNS: tuple[str, ...] = ("speaker", "system", "domain", *CONDITION_COLUMNS)
+# Where a clip came from, for grouped cross-validation (crossval --group): the generator family (tts, vc, vocoder,
+# bonafide), the collection it was taken from (a demo page, a corpus), and the augmentation that made an augmented
+# copy (empty for an original clip).
+ORIGIN_COLUMNS: tuple[str, ...] = ("family", "collection", "augment")
+META_COLUMNS: tuple[str, ...] = ("speaker", "system", "domain", *CONDITION_COLUMNS, *ORIGIN_COLUMNS)
 
 
 @dataclass(slots=True)
@@ -39,6 +43,9 @@ class Utterance:
     codec_q: str = ""
     attack: str = ""
     gender: str = ""
+    family: str = ""
+    collection: str = ""
+    augment: str = ""
 
     def meta(self) -> dict[str, str]:
         """The META_COLUMNS values by name."""

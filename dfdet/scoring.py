@@ -28,7 +28,7 @@ import numpy as np
 from dfdet import caveats, console
 from dfdet.caveats import MIN_SECONDS
 from dfdet.errors import DfdetError, InputError, UsageError
-from dfdet.inputs import CONDITION_COLUMNS, META_COLUMNS, Utterance
+from dfdet.inputs import META_COLUMNS, Utterance
 from dfdet.scores import ScoreTable, format_score, score_to_p_spoof
 
 if TYPE_CHECKING:
@@ -472,6 +472,9 @@ class ScoredRow:
     codec_q: str = ""
     attack: str = ""
     gender: str = ""
+    family: str = ""
+    collection: str = ""
+    augment: str = ""
 
     @property
     def cropped(self) -> bool:
@@ -685,7 +688,7 @@ def _score_audio(
                 float(duration),
                 {n: float(out["members"][n][0]) for n in names},
                 caveats.scored_seconds(float(duration), window),
-                **{k: getattr(u, k) for k in CONDITION_COLUMNS},
+                **{k: getattr(u, k) for k in META_COLUMNS[3:]},
             )
 
     # One pool for file lists and stdin alike (dfdet.pool). Live (stdin): a reader thread takes paths as they

@@ -2,7 +2,8 @@
 
 HDF5 layout (DESIGN.md): `/features` float32 [N, D] chunked, compressed, resizable; per-row `/utt_id`, `/path`,
 `/label` (int8: 0 bona fide, 1 spoof, -1 unknown), `/speaker`, `/system`, `/domain`, the corpus conditions `/codec`,
-`/codec_q`, `/attack`, `/gender` (ASVspoof 5; stores written before them read as empty), `/duration`;
+`/codec_q`, `/attack`, `/gender` (ASVspoof 5), the origin `/family`, `/collection`, `/augment` (stores written
+before a column existed read it as empty), `/duration`;
 `/feature_names`; group boundaries; `/failed` (path, reason) for inputs skipped under --skip-bad; root attributes
 with the schema version, recipe name, its configuration JSON and hash, dfdet version, argv and time.
 """
@@ -50,6 +51,9 @@ class FeatureSet:
     codec_q: list[str] = field(default_factory=list)
     attack: list[str] = field(default_factory=list)
     gender: list[str] = field(default_factory=list)
+    family: list[str] = field(default_factory=list)  # ORIGIN_COLUMNS: generator family, collection, augmentation
+    collection: list[str] = field(default_factory=list)
+    augment: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -360,7 +364,7 @@ class StoreWriter:
         duration: float = float("nan"),
         **conditions: str,
     ) -> None:
-        """Queue one row; written to disk every `chunk_rows` rows. `conditions`: codec, codec_q, attack, gender."""
+        """Queue one row; written to disk every `chunk_rows` rows. `conditions`: the other META_COLUMNS by name."""
         vec = np.asarray(features, dtype=np.float32).reshape(-1)
         if vec.shape[0] != len(self.feature_names):
             raise DfdetError(
