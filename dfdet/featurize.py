@@ -53,6 +53,7 @@ class FeaturizeResult:
     seconds: float = 0.0
     out_path: str = ""
     resumed: int = 0  # inputs already in the output store (resume)
+    frames: int = 0  # frames written (frame recipes)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -357,4 +358,5 @@ def featurize(
         seconds=time.perf_counter() - t0,
         out_path=str(out_path),
         resumed=len(utts) - len(todo),
+        frames=getattr(writer, "frames_written", 0),
     )
