@@ -648,11 +648,11 @@ class StoreRows:
                 cols = {name: _strings(f, name, len(X), sel) for name in ROW_STRINGS}
                 y = np.asarray(f["label"][sel], dtype=np.int8)
                 dur = np.asarray(f["duration"][sel], dtype=np.float64)
-                o = self._offsets
+                o, frames = self._offsets, f["frames"] if self._offsets is not None else None
                 for j in range(len(X)):
                     meta = {name: cols[name][j] for name in META_COLUMNS}
                     k = i + j
-                    x = X[j] if o is None else np.asarray(f["frames"][o[k] : o[k + 1]], dtype=np.float32)
+                    x = X[j] if o is None else np.asarray(frames[o[k] : o[k + 1]], dtype=np.float32)
                     yield x, cols["utt_id"][j], cols["path"][j], int(y[j]), float(dur[j]), meta
 
 
@@ -760,6 +760,9 @@ def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 102
     return merged
 
 
+_ORIGIN_KEYS = (("family", "families"), ("collection", "collections"))
+
+
 def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
     """Summary used by `dfdet info` and artifacts: rows, dims, recipe, label/system counts, failures."""
     labels, counts = np.unique(fs.y, return_counts=True)
@@ -785,6 +788,7 @@ def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
         "speakers": len({s for s in fs.speaker if s}),
         "domains": counts_of(fs.domain),
         **{f"{name}s": counts_of(getattr(fs, name)) for name in ("codec", "attack") if any(getattr(fs, name))},
+        **{key: counts_of(getattr(fs, name)) for name, key in _ORIGIN_KEYS if any(getattr(fs, name))},
         "duration_s": {
             "total": float(known.sum()) if known.size else None,
             "min": float(known.min()) if known.size else None,

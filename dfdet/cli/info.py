@@ -28,6 +28,7 @@ def format_summary(s: dict[str, Any]) -> str:
         ("systems", _counts(s.get("systems", {}))),
         ("speakers", str(s.get("speakers", 0))),
         ("domains", _counts(s.get("domains", {}))),
+        *[(key, _counts(s[key])) for key in ("families", "collections") if s.get(key)],
     ]
     if dur.get("total") is not None:
         rows.append(("duration", f"{dur['total']:.1f} s total ({dur['min']:.2f}-{dur['max']:.2f} s per file)"))
