@@ -127,6 +127,18 @@ def test_shards_merge_to_the_single_run(corpus, tmp_path, runner):
     assert datasets(tmp_path / "cli.h5") == a
 
 
+def test_empty_frame_shards_merge_and_describe(corpus, tmp_path, runner):
+    _, utts, single = corpus
+    empty = tmp_path / "e.h5"
+    featurize(utts[:1], empty, recipe="lfcc", shard=(2, 2), show_progress=False)  # more shards than inputs
+    assert len(load_features(empty)) == 0 and load_features(empty).frames.n_frames.size == 0
+    res = runner.invoke(cli, ["info", str(empty)])
+    assert res.exit_code == 0 and "frames         0 x 60" in res.stdout
+    merge_stores([empty, single], tmp_path / "m.h5")
+    a, b = datasets(single), datasets(tmp_path / "m.h5")
+    assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]]
+
+
 def test_merging_a_frame_store_with_a_vector_store_is_an_error(corpus, tmp_path, runner):
     _, utts, single = corpus
     vec = tmp_path / "vec.h5"

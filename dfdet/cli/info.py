@@ -37,12 +37,8 @@ def format_summary(s: dict[str, Any]) -> str:
     fr = s.get("frames")
     if fr:
         per = fr["per_row"]
-        rows.append(
-            (
-                "frames",
-                f"{fr['total']} x {fr['dim']} ({per['min']}/{per['median']:g}/{per['max']} per row, min/median/max)",
-            )
-        )
+        spread = f" ({per['min']}/{per['median']:g}/{per['max']} per row, min/median/max)" if fr["total"] else ""
+        rows.append(("frames", f"{fr['total']} x {fr['dim']}{spread}"))
         rows.append(("frame groups", ", ".join(f"{n} {a}-{b}" for n, a, b in fr["groups"])))
     for key in ("shard", "created", "dfdet_version"):
         if s.get(key):
