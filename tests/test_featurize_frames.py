@@ -16,7 +16,7 @@ import soundfile as sf
 from dfdet.audio import load_audio
 from dfdet.cli import cli
 from dfdet.errors import DfdetError, InputError
-from dfdet.features import get_recipe, recipe_hash
+from dfdet.features import FeatureGroup, get_recipe, recipe_hash
 from dfdet.features import lfcc as L
 from dfdet.featurize import featurize
 from dfdet.inputs import Utterance, resolve_utterances
@@ -369,6 +369,33 @@ def test_shared_realspeech_labels_read_whole():
     assert {u.family for u in utts} == {"bonafide", "tts", "vc", "vocoder"}
     assert len({u.collection for u in utts}) == 16 and all(u.system for u in utts)
     assert all(Path(u.path).is_file() for u in utts[:: len(utts) // 20])
+
+
+class ToyFrames:
+    """A frame recipe without `read_file`: featurize decodes, prepares and extracts it like a vector recipe."""
+
+    name, sample_rate, frames = "toyframes", 16000, True
+    feature_names = ["level", "slope"]
+    groups = [FeatureGroup("toy", 0, 2)]
+
+    def config(self) -> dict:
+        return {"frame": 400}
+
+    def prepare(self, y: np.ndarray, sr: int) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64)
+
+    def extract(self, y: np.ndarray) -> np.ndarray:
+        f = y[: len(y) // 400 * 400].reshape(-1, 400)
+        return np.stack([np.abs(f).mean(axis=1), f[:, -1] - f[:, 0]], axis=1)
+
+
+def test_a_frame_recipe_without_a_file_reader_goes_through_prepare_and_extract(tmp_path):
+    y = speechlike(16000, 0.5, seed=11)
+    p = write_audio(tmp_path / "a.wav", y, 16000, subtype="FLOAT")
+    featurize([Utterance("a", str(p))], tmp_path / "t.h5", recipe=ToyFrames(), show_progress=False)
+    with FrameReader(tmp_path / "t.h5") as rd:
+        np.testing.assert_array_equal(rd[0], ToyFrames().extract(load_audio(p)[0]).astype(np.float32))
+        assert rd.n_frames.tolist() == [20] and rd.frame_names == ["level", "slope"]
 
 
 def test_too_short_input_error_in_strict_library_run(tmp_path):
