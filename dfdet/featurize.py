@@ -30,7 +30,7 @@ from dfdet.errors import DfdetError, InputError, UsageError, WorkerDied
 from dfdet.features import Recipe, get_recipe, recipe_hash
 from dfdet.inputs import Utterance, check_unique_ids
 from dfdet.pool import one_blas_thread, ordered_results
-from dfdet.store import StoreRows, StoreWriter
+from dfdet.store import FrameStoreWriter, StoreRows, StoreWriter
 
 SKIP_FIX = "pass --skip-bad to continue past bad inputs"
 _BLAS_ENV = (
@@ -53,6 +53,7 @@ class FeaturizeResult:
     seconds: float = 0.0
     out_path: str = ""
     resumed: int = 0  # inputs already in the output store (resume)
+    frames: int = 0  # frames written (frame recipes)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -79,22 +80,47 @@ def shard_utterances(utts: Sequence[Utterance], shard: tuple[int, int] | None) -
 
 
 def extract_one(recipe: Recipe, path: str) -> tuple[str, Any, float]:
-    """Features of one file: ("ok", float64 vector, duration s) or ("bad", reason, nan). Never raises for bad input."""
+    """Features of one file: ("ok", float64 vector, duration s) or ("bad", reason, nan). Never raises for bad input.
+
+    A frame recipe (`frames = True`) gives a float32 [T, D] matrix instead, read through its `read_file` (the file
+    streamed in blocks: memory bounded by the frames, not the decoded audio) when it has one.
+    """
     from dfdet.features import load_prepared
 
     try:
-        y, duration = load_prepared(recipe, path)
-        vec = np.asarray(recipe.extract(y), dtype=np.float64).reshape(-1)
+        if getattr(recipe, "frames", False):
+            vec, duration = _frames_of(recipe, path)
+        else:
+            y, duration = load_prepared(recipe, path)
+            vec = np.asarray(recipe.extract(y), dtype=np.float64).reshape(-1)
     except InputError as e:
         return "bad", e.reason, float("nan")
     except DfdetError as e:
         return "bad", str(e), float("nan")
     except Exception as e:  # noqa: BLE001 - one odd file must not hide which file it was
         return "bad", f"feature extraction failed ({type(e).__name__}: {e})", float("nan")
-    finite = np.isfinite(vec) & np.isfinite(vec.astype(np.float32))
+    finite = np.isfinite(vec)
+    if vec.dtype != np.float32:
+        finite &= np.isfinite(vec.astype(np.float32))
     if not finite.all():
         return "bad", f"features contain NaN or infinite values ({int((~finite).sum())} of {vec.size})", float("nan")
     return "ok", vec, duration
+
+
+def _frames_of(recipe: Recipe, path: str) -> tuple[np.ndarray, float]:
+    """A frame recipe's float32 [T, D] matrix of one file and the file's duration."""
+    from dfdet.features import load_prepared
+
+    read = getattr(recipe, "read_file", None)
+    if read is not None:
+        frames, duration = read(path)
+    else:
+        y, duration = load_prepared(recipe, path)
+        frames = recipe.extract(y)
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 2 or frames.shape[1] != len(recipe.feature_names):
+        raise DfdetError(f"recipe {recipe.name} gave frames of shape {frames.shape}", "this is a bug in the recipe")
+    return frames, duration
 
 
 # ---- worker processes ----
@@ -172,6 +198,14 @@ def _path_of(item: Any) -> str:
     return str(getattr(item, "path", item))
 
 
+def _add(writer: StoreWriter, x: np.ndarray, utt_id: str, **row: Any) -> None:
+    """One row: a feature vector, or a frame matrix when the writer is a FrameStoreWriter."""
+    if isinstance(writer, FrameStoreWriter):
+        writer.append_frames(x, utt_id, **row)
+    else:
+        writer.append(x, utt_id, **row)
+
+
 class _Carry:
     """The rows and failures of the store being resumed, copied into its successor in utt_id order around new rows."""
 
@@ -185,7 +219,7 @@ class _Carry:
         """Copy what sorts before `utt_id` (everything left when None)."""
         while self.row is not None and (utt_id is None or self.row[1] < utt_id):
             x, uid, path, label, duration, meta = self.row
-            self.writer.append(x, uid, path, label, duration=duration, **meta)
+            _add(self.writer, x, uid, path=path, label=label, duration=duration, **meta)
             self.row = next(self.rows, None)
         while self.fails and (utt_id is None or self.fails[0]["utt_id"] < utt_id):
             f = self.fails.popleft()
@@ -202,7 +236,8 @@ def previous_rows(out_path: str | Path, rec: Recipe, utts: Sequence[Utterance], 
     """The store at `out_path` opened for `resume`, after checking it is the same job: recipe, shard, inputs."""
     previous = StoreRows(out_path)
     fix = "resume with the recipe, --shard and inputs of the first run, or drop --resume to start over"
-    if previous.recipe_hash != recipe_hash(rec) or previous.feature_names != list(rec.feature_names):
+    names = previous.frame_names if getattr(rec, "frames", False) else previous.feature_names
+    if previous.recipe_hash != recipe_hash(rec) or names != list(rec.feature_names):
         raise DfdetError(
             f"{out_path} holds features of recipe {previous.recipe} (hash {previous.recipe_hash}), not {rec.name} "
             f"(hash {recipe_hash(rec)})",
@@ -267,7 +302,8 @@ def featurize(
     have = set(previous.utt_ids).union(f["utt_id"] for f in previous.failures) if previous else set()
     todo = [u for u in utts if u.utt_id not in have]
     failures: list[dict[str, str]] = []
-    writer = StoreWriter(
+    kind = FrameStoreWriter if getattr(rec, "frames", False) else StoreWriter  # frames: [T, D] per row (ragged)
+    writer = kind(
         out_path,
         list(rec.feature_names),
         list(rec.groups),
@@ -287,7 +323,7 @@ def featurize(
             failures.append({"utt_id": utt.utt_id, "path": str(utt.path), "reason": str(value)})
             writer.add_failure(str(utt.path), str(value), utt.utt_id)
             return
-        writer.append(value, utt.utt_id, str(utt.path), utt.label, duration=duration, **utt.meta())
+        _add(writer, value, utt.utt_id, path=str(utt.path), label=utt.label, duration=duration, **utt.meta())
 
     died: WorkerDied | None = None
     with result_stream(rec, todo, jobs, start_method) as results, writer:
@@ -322,4 +358,5 @@ def featurize(
         seconds=time.perf_counter() - t0,
         out_path=str(out_path),
         resumed=len(utts) - len(todo),
+        frames=getattr(writer, "frames_written", 0),
     )

@@ -19,7 +19,7 @@ from dfdet.labels import parse_label
 
 __all__ = ["LABEL_KINDS", "Utterance", "detect_kind", "read_labels"]
 
-LABEL_KINDS: tuple[str, ...] = ("auto", "asvspoof2019", "asvspoof5", "itw", "table")
+LABEL_KINDS: tuple[str, ...] = ("auto", "asvspoof2019", "asvspoof5", "itw", "realspeech", "table")
 PARTITIONS: tuple[str, ...] = ("train", "dev", "eval")
 _ID_PARTITION = {"T": "train", "D": "dev", "E": "eval"}  # LA_T_1138215 -> train
 
@@ -30,6 +30,13 @@ UTT_COLUMNS = ("utt_id", "uttid", "utt", "id")
 SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk")
 SYSTEM_COLUMNS = ("system", "system_id", "attack", "attack_id")
 DOMAIN_COLUMNS = ("domain",)
+FAMILY_COLUMNS = ("family",)
+COLLECTION_COLUMNS = ("collection", "source_repo")
+AUGMENT_COLUMNS = ("augment",)
+# The shared realspeech corpus's labels.csv (its README): path,label,system,family,source_repo,commit,speaker,
+# sample_rate,duration_s. Read as a table whose origin columns are required; sample_rate and duration_s are left out on
+# purpose (they correlate with the label: a detector must not see them).
+REALSPEECH_COLUMNS = ("path", "label", "system", "family", "source_repo")
 
 _FORMATS_HINT = (
     "expected an ASVspoof 2019 CM protocol (SPEAKER FILE_ID - SYSTEM KEY), an ASVspoof 5 protocol (SPEAKER_ID "
@@ -104,6 +111,8 @@ def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
     header = _header(line, _delimiter(line, p))
     if sorted(header) == ["file", "label", "speaker"]:
         return "itw"
+    if all(c in header for c in REALSPEECH_COLUMNS):
+        return "realspeech"
     if _pick(header, PATH_COLUMNS) is not None and _pick(header, LABEL_COLUMNS) is not None:
         return "table"
     raise DfdetError(f"{p}: cannot tell the label file format from its first line {line.strip()[:80]!r}", _FORMATS_HINT)
@@ -326,16 +335,41 @@ def _read_itw(p: Path, text: str, numeric: bool) -> list[Utterance]:
     return _sorted(utts, p)
 
 
-def _read_table(p: Path, text: str, numeric: bool) -> list[Utterance]:
+def _check_realspeech_row(p: Path, lineno: int, row: list[str], header: list[str]) -> None:
+    """A realspeech row names its system and family, and the family agrees with the label."""
+    col = {name: row[header.index(name)] for name in REALSPEECH_COLUMNS}
+    for name in ("system", "family", "source_repo"):
+        if not col[name]:
+            raise DfdetError(f"{p}:{lineno}: empty {name}", f"fill in the {name} column (see the corpus README)")
+    bona = col["label"].lower() == "bonafide"
+    if bona != (col["family"].lower() == "bonafide"):
+        raise DfdetError(
+            f"{p}:{lineno}: label {col['label']!r} disagrees with family {col['family']!r}",
+            "family is 'bonafide' exactly for bona fide rows (tts, vc, vocoder for spoofs)",
+        )
+
+
+def _read_table(p: Path, text: str, numeric: bool, realspeech: bool = False) -> list[Utterance]:
     header, rows = _rows(p, text)
     i_path = _require(p, header, PATH_COLUMNS, "path")
     i_label = _require(p, header, LABEL_COLUMNS, "label")
+    if realspeech:
+        for name in REALSPEECH_COLUMNS:
+            _require(p, header, (name,), name)
     i_utt, i_spk = _pick(header, UTT_COLUMNS), _pick(header, SPEAKER_COLUMNS)
     i_sys, i_dom = _pick(header, SYSTEM_COLUMNS), _pick(header, DOMAIN_COLUMNS)
+    origin = {
+        "family": _pick(header, FAMILY_COLUMNS),
+        "collection": _pick(header, COLLECTION_COLUMNS),
+        "augment": _pick(header, AUGMENT_COLUMNS),
+    }
     base = os.path.dirname(_abspath(p))
     for lineno, row in rows:
         if not row[i_path]:
             raise DfdetError(f"{p}:{lineno}: empty path", f"fill in the {header[i_path]} column")
+        if realspeech:
+            parse_label(row[i_label], numeric=False, where=f"{p}:{lineno}: ")
+            _check_realspeech_row(p, lineno, row, header)
     paths = [_abspath(row[i_path], base) for _, row in rows]
     # Default ids: relative to the table's directory, or to the paths' common root when some lie outside it.
     inside = all(os.path.commonpath([base, q]) == base for q in paths)
@@ -354,6 +388,7 @@ def _read_table(p: Path, text: str, numeric: bool) -> list[Utterance]:
                 row[i_spk] if i_spk is not None else "",
                 row[i_sys] if i_sys is not None else "",
                 row[i_dom] if i_dom is not None else "",
+                **{name: sys.intern(row[i]) if i is not None else "" for name, i in origin.items()},
             )
         )
     return _sorted(utts, p)
@@ -367,7 +402,9 @@ def read_labels(
 ) -> list[Utterance]:
     """Utterances (id, audio path, label, speaker, system, domain) from a label file, sorted by utt_id.
 
-    kind: auto | asvspoof2019 | asvspoof5 | itw | table. `audio_root` (ASVspoof only) is the directory holding
+    kind: auto | asvspoof2019 | asvspoof5 | itw | realspeech | table. Tables also give family, collection
+    (or source_repo) and augment when they have such columns; realspeech (the shared corpus's labels.csv) requires
+    system, family and source_repo on every row. `audio_root` (ASVspoof only) is the directory holding
     `ASVspoof2019_LA_{train,dev,eval}/` (default: the protocol directory's parent, the LA root) or ASVspoof 5's
     `flac_T/`, `flac_D/`, `flac_E_eval/` (default: the protocol's directory if they are there, else its parent).
     ASVspoof 5 protocols also give gender, codec, codec quality and attack tag per utterance (ATTACK_LABEL is the
@@ -386,4 +423,4 @@ def read_labels(
         return _read_asvspoof5(p, text, numeric_labels, root)
     if kind == "itw":
         return _read_itw(p, text, numeric_labels)
-    return _read_table(p, text, numeric_labels)
+    return _read_table(p, text, numeric_labels, realspeech=kind == "realspeech")

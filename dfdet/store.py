@@ -28,8 +28,31 @@ SCHEMA_VERSION = 1
 
 
 @dataclass
+class FrameRows:
+    """Where the frame matrices of a FeatureSet's rows live (frame stores only): row i's frames are row `rows[i]` of
+    the store `sources[src[i]]`. Only these indices are held in memory; writing the set copies the frames over."""
+
+    sources: list[str]
+    src: np.ndarray  # int64 [N]: index into sources
+    rows: np.ndarray  # int64 [N]: row of that store
+    n_frames: np.ndarray  # int64 [N]
+    names: list[str]  # per-frame dimension names (the recipe's feature names)
+    groups: list[FeatureGroup]
+
+    def subset(self, idx: np.ndarray) -> FrameRows:
+        return FrameRows(self.sources, self.src[idx], self.rows[idx], self.n_frames[idx], self.names, self.groups)
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+
+@dataclass
 class FeatureSet:
-    """Features and per-row metadata, whatever file they came from."""
+    """Features and per-row metadata, whatever file they came from.
+
+    A frame store's set has `frames` (where each row's [T, D] matrix is) and X = the rows' frame statistics.
+    """
 
     X: np.ndarray  # float32 [N, D]
     y: np.ndarray  # int8 [N]: 0 bona fide, 1 spoof, -1 unknown
@@ -54,6 +77,7 @@ class FeatureSet:
     family: list[str] = field(default_factory=list)  # ORIGIN_COLUMNS: generator family, collection, augmentation
     collection: list[str] = field(default_factory=list)
     augment: list[str] = field(default_factory=list)
+    frames: FrameRows | None = None  # frame stores only
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -91,6 +115,7 @@ class FeatureSet:
             attrs=dict(self.attrs),
             failures=[],
             source=self.source,
+            frames=self.frames.subset(idx) if self.frames is not None else None,
         )
 
 
@@ -419,19 +444,45 @@ def write_features(path: str | Path, fs: FeatureSet, chunk_rows: int = 1024, **a
     """Write a whole FeatureSet as an HDF5 store (atomic). Extra keyword `attrs` are kept as JSON in the file."""
     extra = {k: v for k, v in fs.attrs.items() if k not in _RESERVED_ATTRS}
     extra.update(attrs)
-    with StoreWriter(
-        path,
-        fs.feature_names,
-        fs.groups,
-        recipe=fs.recipe,
-        recipe_config=fs.recipe_config,
-        recipe_hash=fs.recipe_hash,
-        attrs=extra,
-        chunk_rows=max(1, min(chunk_rows, len(fs) or 1)),
-    ) as w:
-        w.append_rows(fs)
+    kw: dict[str, Any] = {
+        "recipe": fs.recipe,
+        "recipe_config": fs.recipe_config,
+        "recipe_hash": fs.recipe_hash,
+        "attrs": extra,
+        "chunk_rows": max(1, min(chunk_rows, len(fs) or 1)),
+    }
+    fr = fs.frames
+    if fr is None:
+        w: StoreWriter = StoreWriter(path, fs.feature_names, fs.groups, **kw)
+    else:
+        w = FrameStoreWriter(path, fr.names, fr.groups, **kw)
+    with w, contextlib.ExitStack() as stack:
+        if fr is None:
+            w.append_rows(fs)
+        else:
+            readers = [stack.enter_context(FrameReader(src)) for src in fr.sources]
+            _copy_frame_rows(w, fs, readers)
         for fail in fs.failures:
             w.add_failure(fail.get("path", ""), fail.get("reason", ""), fail.get("utt_id", ""))
+
+
+def _copy_frame_rows(w: FrameStoreWriter, fs: FeatureSet, readers: list[FrameReader]) -> None:
+    """Append every row of `fs` with its frames read from `readers`; its /features must be those frames' statistics
+    (a set whose X was changed would otherwise be written with statistics that no longer match it)."""
+    fr = fs.frames
+    assert fr is not None
+    dur = np.asarray(fs.duration, dtype=np.float64)
+    cols = [getattr(fs, name) for name in META_COLUMNS]
+    for i in range(len(fs)):
+        meta = {name: col[i] for name, col in zip(META_COLUMNS, cols, strict=True)}
+        m = readers[int(fr.src[i])].read(int(fr.rows[i]))
+        stats = w.append_frames(m, fs.utt_id[i], path=fs.path[i], label=int(fs.y[i]), duration=dur[i], **meta)
+        if not np.array_equal(stats, fs.X[i]):
+            raise DfdetError(
+                f"{fs.utt_id[i]}: the row's features are not the statistics of its frames in {fr.sources[fr.src[i]]}",
+                "a frame store's /features cannot be changed apart from its frames; write changed features with "
+                "frames=None (a vector store)",
+            )
 
 
 _STORE_FIX = "pass a store written by `dfdet featurize` (or a study .npz)"
@@ -499,6 +550,7 @@ def read_hdf5(path: str | Path) -> FeatureSet:
                 ]
             failures = _failures(f)
             attrs = _read_attrs(f.attrs)
+            frames = _frame_rows(f, p, n) if "frames" in f else None
     except DfdetError:
         raise
     except (OSError, KeyError, ValueError) as e:
@@ -528,6 +580,36 @@ def read_hdf5(path: str | Path) -> FeatureSet:
         attrs=attrs,
         failures=failures,
         source=str(p),
+        frames=frames,
+    )
+
+
+def _frame_groups(f: Any) -> list[FeatureGroup]:
+    g = f["frame_groups"]
+    return [
+        FeatureGroup(str(nm), int(s0), int(s1))
+        for nm, s0, s1 in zip(g["name"].asstr()[...].tolist(), g["start"][...], g["stop"][...], strict=True)
+    ]
+
+
+def _frame_rows(f: Any, p: Path, n: int) -> FrameRows:
+    """The FrameRows of an open frame store with `n` rows, after checking /n_frames against /frames."""
+    counts = np.asarray(f["n_frames"][...], dtype=np.int64)
+    total = int(f["frames"].shape[0])
+    if len(counts) != n or int(counts.sum()) != total or (counts < 1).any():
+        raise InputError(
+            p,
+            f"/n_frames ({len(counts)} rows, {int(counts.sum())} frames) does not match /frames ({total} frames) "
+            f"and /features ({n} rows)",
+            "featurize it again",
+        )
+    return FrameRows(
+        sources=[str(p)],
+        src=np.zeros(n, dtype=np.int64),
+        rows=np.arange(n, dtype=np.int64),
+        n_frames=counts,
+        names=_strings(f, "frame_names", 0),
+        groups=_frame_groups(f),
     )
 
 
@@ -546,15 +628,19 @@ class StoreRows:
                 self.utt_ids = _strings(f, "utt_id", 0)
                 self.failures = _failures(f)
                 self.rows = int(f["features"].shape[0])
+                fr = _frame_rows(f, self.path, self.rows) if "frames" in f else None
         except DfdetError:
             raise
         except (OSError, KeyError, ValueError) as e:
             raise InputError(self.path, f"damaged feature store ({e})", "drop --resume to featurize it again") from e
         self.recipe = self.attrs.get("recipe") or None
         self.recipe_hash = self.attrs.get("recipe_hash") or None
+        self.frame_names = fr.names if fr is not None else None  # None: a vector store
+        self._offsets = np.concatenate([[0], np.cumsum(fr.n_frames)]) if fr is not None else None
 
     def iter_rows(self, block: int = 1024) -> Iterator[tuple[np.ndarray, str, str, int, float, dict[str, str]]]:
-        """(features, utt_id, path, label, duration, metadata columns) per row, for `StoreWriter.append`."""
+        """(features, utt_id, path, label, duration, metadata columns) per row, for `StoreWriter.append`; in a frame
+        store the features are the row's float32 [T, D] frames, for `FrameStoreWriter.append_frames`."""
         with _open_store(self.path) as f:
             for i in range(0, self.rows, block):
                 sel = slice(i, min(i + block, self.rows))
@@ -562,9 +648,12 @@ class StoreRows:
                 cols = {name: _strings(f, name, len(X), sel) for name in ROW_STRINGS}
                 y = np.asarray(f["label"][sel], dtype=np.int8)
                 dur = np.asarray(f["duration"][sel], dtype=np.float64)
+                o, frames = self._offsets, f["frames"] if self._offsets is not None else None
                 for j in range(len(X)):
                     meta = {name: cols[name][j] for name in META_COLUMNS}
-                    yield X[j], cols["utt_id"][j], cols["path"][j], int(y[j]), float(dur[j]), meta
+                    k = i + j
+                    x = X[j] if o is None else np.asarray(frames[o[k] : o[k + 1]], dtype=np.float32)
+                    yield x, cols["utt_id"][j], cols["path"][j], int(y[j]), float(dur[j]), meta
 
 
 def _read_attrs(a: Any) -> dict[str, Any]:
@@ -586,16 +675,40 @@ def _read_attrs(a: Any) -> dict[str, Any]:
     return out
 
 
+def _concat_frames(parts: list[FrameRows | None]) -> FrameRows:
+    """FrameRows of several sets, one after another (each set's sources kept, its source indices shifted)."""
+    assert parts and all(p is not None for p in parts)
+    rows = [p for p in parts if p is not None]
+    shift = np.cumsum([0] + [len(p.sources) for p in rows[:-1]])
+    return FrameRows(
+        sources=[s for p in rows for s in p.sources],
+        src=np.concatenate([p.src + k for p, k in zip(rows, shift, strict=True)]).astype(np.int64),
+        rows=np.concatenate([p.rows for p in rows]).astype(np.int64),
+        n_frames=np.concatenate([p.n_frames for p in rows]).astype(np.int64),
+        names=list(rows[0].names),
+        groups=list(rows[0].groups),
+    )
+
+
 def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 1024) -> FeatureSet:
     """Combine shard stores (`featurize --shard K/N`) into one, rows sorted by utt_id, failures concatenated.
 
     The shards must share the recipe hash and feature names; an utt_id in two shards is an error naming both files.
-    Shards are read whole (a 121 k x 154 float32 corpus is ~75 MB).
+    Shards' vectors are read whole (a 121 k x 154 float32 corpus is ~75 MB); frame stores' frames are copied a row
+    at a time, so the result equals a single run's store (frames, /n_frames and /features).
     """
     if not paths:
         raise DfdetError("nothing to merge", "pass shard stores written by `dfdet featurize --shard K/N`")
     sets = [load_features(p) for p in paths]
     first = sets[0]
+    framed = [fs for fs in sets if fs.frames is not None]
+    if framed and len(framed) != len(sets):
+        vector = next(fs for fs in sets if fs.frames is None)
+        raise DfdetError(
+            f"{framed[0].source} is a frame store (recipe {framed[0].recipe}) but {vector.source} is a vector store "
+            f"(recipe {vector.recipe})",
+            "merge only shards featurized with the same recipe",
+        )
     for fs in sets[1:]:
         if fs.recipe_hash != first.recipe_hash:
             raise DfdetError(
@@ -630,6 +743,7 @@ def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 102
         recipe=first.recipe,
         recipe_config=first.recipe_config,
         recipe_hash=first.recipe_hash,
+        frames=_concat_frames([fs.frames for fs in framed]) if framed else None,
     )
     order = sorted(range(len(merged)), key=lambda i: merged.utt_id[i])
     merged = merged.subset(np.asarray(order, dtype=np.int64))
@@ -644,6 +758,9 @@ def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 102
     write_features(out, merged, chunk_rows=chunk_rows)
     merged.source = str(out)
     return merged
+
+
+_ORIGIN_KEYS = (("family", "families"), ("collection", "collections"))
 
 
 def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
@@ -671,6 +788,7 @@ def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
         "speakers": len({s for s in fs.speaker if s}),
         "domains": counts_of(fs.domain),
         **{f"{name}s": counts_of(getattr(fs, name)) for name in ("codec", "attack") if any(getattr(fs, name))},
+        **{key: counts_of(getattr(fs, name)) for name, key in _ORIGIN_KEYS if any(getattr(fs, name))},
         "duration_s": {
             "total": float(known.sum()) if known.size else None,
             "min": float(known.min()) if known.size else None,
@@ -683,6 +801,18 @@ def describe(fs: FeatureSet, list_failures: bool = True) -> dict[str, Any]:
         "schema_version": fs.attrs.get("schema_version"),
         "shard": fs.attrs.get("shard"),
     }
+    if fs.frames is not None:
+        n = fs.frames.n_frames
+        summary["frames"] = {
+            "total": int(n.sum()),
+            "per_row": {
+                "min": int(n.min()) if len(n) else None,
+                "median": float(np.median(n)) if len(n) else None,
+                "max": int(n.max()) if len(n) else None,
+            },
+            "dim": fs.frames.dim,
+            "groups": [[g.name, g.start, g.stop] for g in fs.frames.groups],
+        }
     if list_failures:
         summary["failed"] = [{"path": f.get("path", ""), "reason": f.get("reason", "")} for f in fs.failures]
     return summary
@@ -711,6 +841,24 @@ def frame_stat_layout(frame_names: list[str], frame_groups: list[FeatureGroup]) 
     return np.asarray(order, dtype=np.int64), names, groups
 
 
+_STAT_BLOCK = 4096  # frames per block when summing: temporaries stay small for hour-long rows
+
+
+def frame_statistics(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std (float64) of each column of a [T, D] matrix, a block of frames at a time (the float64
+    temporaries are one block, not the whole row; the sums run in the same order for every caller)."""
+    m = np.asarray(frames)
+    T, d = m.shape
+    total = np.zeros(d)
+    for a in range(0, T, _STAT_BLOCK):
+        total += m[a : a + _STAT_BLOCK].sum(axis=0, dtype=np.float64)
+    mean = total / T
+    ss = np.zeros(d)
+    for a in range(0, T, _STAT_BLOCK):
+        ss += np.square(m[a : a + _STAT_BLOCK].astype(np.float64) - mean).sum(axis=0)
+    return mean, np.sqrt(ss / T)
+
+
 class FrameStoreWriter(StoreWriter):
     """A StoreWriter whose rows are [T, D] frame matrices (T >= 1, varying per row).
 
@@ -737,6 +885,7 @@ class FrameStoreWriter(StoreWriter):
         self.chunk_frames = max(1, int(chunk_frames))
         self.frames_written = 0
         self._fbuf: list[np.ndarray] = []
+        self._nbuf = 0  # frames in _fbuf
 
     def open(self) -> FrameStoreWriter:
         import h5py
@@ -762,25 +911,32 @@ class FrameStoreWriter(StoreWriter):
             raise
         return self
 
-    def append_frames(self, frames: np.ndarray, utt_id: str, **row: Any) -> None:
-        """Queue one row: its [T, D] frames, and its metadata as for `StoreWriter.append` (path, label, ...)."""
-        m = np.asarray(frames, dtype=np.float64)
+    def append_frames(self, frames: np.ndarray, utt_id: str, **row: Any) -> np.ndarray:
+        """Queue one row: its [T, D] frames, and its metadata as for `StoreWriter.append` (path, label, ...).
+
+        The frames are stored as float32 and the row's /features are computed from those float32 values, so a row
+        copied from one frame store to another (resume, merge, split) gets the same bytes. Returns that float32 row.
+        A float32 array is kept by reference until the next flush: do not change it meanwhile.
+        """
+        m = np.asarray(frames, dtype=np.float32)
         if m.ndim != 2 or m.shape[1] != len(self.frame_names) or m.shape[0] < 1:
             raise DfdetError(
                 f"{utt_id}: frame matrix has shape {m.shape}, the store needs [T >= 1, {len(self.frame_names)}]",
                 "this is a bug in the feature recipe",
             )
-        mean = m.mean(axis=0)
-        std = np.sqrt(((m - mean) ** 2).mean(axis=0))
-        self._fbuf.append(m.astype(np.float32))
-        self.append(np.concatenate([mean, std])[self._order], utt_id, **row)  # may flush (rows and frames together)
-        if sum(len(b) for b in self._fbuf) >= 8 * self.chunk_frames:
+        mean, std = frame_statistics(m)
+        vec = np.concatenate([mean, std])[self._order].astype(np.float32)
+        self._fbuf.append(m)
+        self._nbuf += len(m)
+        self.append(vec, utt_id, **row)  # may flush (rows and frames together)
+        if self._nbuf >= 8 * self.chunk_frames:
             self.flush()
+        return vec
 
     def flush(self) -> None:
         if self._fbuf:
-            f, buf, self._fbuf = self._file, self._fbuf, []
-            block = np.concatenate(buf)
+            f, buf, self._fbuf, self._nbuf = self._file, self._fbuf, [], 0
+            block = buf[0] if len(buf) == 1 else np.concatenate(buf)
             n0, r0 = self.frames_written, f["n_frames"].shape[0]
             f["frames"].resize((n0 + len(block), len(self.frame_names)))
             f["frames"][n0:] = block
@@ -790,7 +946,7 @@ class FrameStoreWriter(StoreWriter):
         super().flush()
 
     def abort(self, exc_type=None, exc=None, tb=None) -> None:
-        self._fbuf = []
+        self._fbuf, self._nbuf = [], 0
         super().abort(exc_type, exc, tb)
 
 
@@ -825,12 +981,8 @@ class FrameReader:
                     f"({self._frames.shape[0]} frames) and /features ({rows} rows)",
                     "featurize it again",
                 )
-            self.frame_names = [str(s) for s in f["frame_names"].asstr()[...].tolist()]
-            g = f["frame_groups"]
-            self.frame_groups = [
-                FeatureGroup(str(nm), int(s0), int(s1))
-                for nm, s0, s1 in zip(g["name"].asstr()[...].tolist(), g["start"][...], g["stop"][...], strict=True)
-            ]
+            self.frame_names = _strings(f, "frame_names", 0)
+            self.frame_groups = _frame_groups(f)
         except BaseException:
             self._file.close()
             raise

@@ -47,7 +47,7 @@ def featurize(
     chunk_rows: int,
     resume: bool,
 ) -> None:
-    """Compute a feature vector per utterance into an HDF5 store.
+    """Compute a feature vector per utterance (a frame matrix with a frame recipe such as lfcc) into an HDF5 store.
 
     INPUTS are audio files, directories (walked recursively), list files (.lst/.txt/.scp, one path per line) or
     `-` (paths on stdin). With --labels alone the label file's audio is used; with both, the listed audio is joined
@@ -65,6 +65,7 @@ def featurize(
       dfdet featurize --labels LA/ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.train.trn.txt -o train.h5
       dfdet featurize wavs/ --shard 3/8 -o part3.h5   # then: dfdet merge part*.h5 -o feats.h5
       dfdet featurize wavs/ -o feats.h5 --resume        # after exit 4 (or to add new files of wavs/)
+      dfdet featurize --recipe lfcc --labels realspeech/labels.csv -o rs_lfcc.h5   # whole-utterance LFCC frames
     """
     from dfdet import console
     from dfdet.errors import PartialSuccess, UsageError
@@ -98,7 +99,10 @@ def featurize(
     )
     if result.resumed:
         console.info(f"resumed: {result.resumed} of {result.total} input(s) were already in {output}")
-    console.info(f"wrote {output}: {result.done} rows x {len(rec.feature_names)} features")
+    if getattr(rec, "frames", False):
+        console.info(f"wrote {output}: {result.done} rows, {result.frames} frames x {len(rec.feature_names)} features")
+    else:
+        console.info(f"wrote {output}: {result.done} rows x {len(rec.feature_names)} features")
     console.info(console.summary_line(result.done, result.total, result.skipped, result.seconds))
     if result.skipped:
         raise PartialSuccess(result.skipped)

@@ -12,7 +12,8 @@ def merge(shards: tuple[str, ...], output: str) -> None:
     """Merge feature stores (e.g. the N shards of `featurize --shard K/N`) into OUTPUT.
 
     The stores must share the recipe (hash) and feature names; rows are sorted by utt_id, an utt_id present in two
-    stores is an error, and inputs that failed in any shard stay listed in the result.
+    stores is an error, and inputs that failed in any shard stay listed in the result. Frame stores (--recipe lfcc)
+    merge with their frames; a frame store and a vector store do not merge.
 
     \b
     Example:
@@ -23,6 +24,7 @@ def merge(shards: tuple[str, ...], output: str) -> None:
 
     merged = merge_stores(list(shards), output)
     n_failed = len(merged.failures)
-    console.info(f"merged {len(shards)} store(s) into {output}: {len(merged)} rows, {n_failed} failed inputs")
+    frames = f", {int(merged.frames.n_frames.sum())} frames" if merged.frames is not None else ""
+    console.info(f"merged {len(shards)} store(s) into {output}: {len(merged)} rows{frames}, {n_failed} failed inputs")
     if n_failed:
         console.warn(f"{n_failed} input(s) failed during featurizing; `dfdet info {output}` lists them")

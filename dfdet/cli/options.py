@@ -9,7 +9,7 @@ import click
 
 F = TypeVar("F", bound=Callable)
 
-LABEL_KINDS = ["auto", "asvspoof2019", "asvspoof5", "itw", "table"]  # dfdet.protocols.LABEL_KINDS
+LABEL_KINDS = ["auto", "asvspoof2019", "asvspoof5", "itw", "realspeech", "table"]  # dfdet.protocols.LABEL_KINDS
 
 
 def label_options(f: F) -> F:

@@ -232,10 +232,8 @@ def _read_blocks(f: Any, block: int) -> Iterator[np.ndarray]:
         yield data
 
 
-def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
-    """[t, 60] blocks of one file's LFCC, read through soundfile `block_seconds` at a time (memory bounded by the
-    block, not the file; MP3 excepted, see _ONE_READ_FORMATS). Decoding problems raise InputError naming the file, as
-    `dfdet.audio.load_audio` does."""
+def _file_blocks(path: str | os.PathLike, block_seconds: float) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(frames [t, 60], input samples decoded for them, sample rate) per block read; see `iter_lfcc_file`."""
     import soundfile as sf
 
     from dfdet.audio import _DECODE_ERRORS, _decode_error
@@ -246,8 +244,9 @@ def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS
     except (OSError, *_DECODE_ERRORS) as exc:
         raise _decode_error(p, exc) from exc
     with f:
-        stream = LfccStream(int(f.samplerate))
-        blocks = _read_blocks(f, max(1, int(round(block_seconds * f.samplerate))))
+        sr = int(f.samplerate)
+        stream = LfccStream(sr)
+        blocks = _read_blocks(f, max(1, int(round(block_seconds * sr))))
         try:
             data = next(blocks, None)
             if data is None:
@@ -263,11 +262,34 @@ def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS
                     out = stream.push(y, last=nxt is None)
                 except DfdetError as e:
                     raise InputError(p, e.what, e.fix) from e
-                if len(out):
-                    yield out
+                yield out, len(y), sr
                 data = nxt
         except (OSError, *_DECODE_ERRORS) as exc:
             raise _decode_error(p, exc) from exc
+
+
+def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """[t, 60] blocks of one file's LFCC, read through soundfile `block_seconds` at a time (memory bounded by the
+    block, not the file; MP3 excepted, see _ONE_READ_FORMATS). Decoding problems raise InputError naming the file, as
+    `dfdet.audio.load_audio` does."""
+    for out, _, _ in _file_blocks(path, block_seconds):
+        if len(out):
+            yield out
+
+
+def read_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> tuple[np.ndarray, float]:
+    """One file's frames as float32 [T, 60] (what a store keeps) and its decoded duration in seconds, streamed.
+
+    Each block is narrowed to float32 as it arrives, so memory is the float32 frames (twice, while they are joined)
+    plus one block of audio, never the decoded file.
+    """
+    parts: list[np.ndarray] = []
+    n_in, rate = 0, SR
+    for out, n, sr in _file_blocks(path, block_seconds):
+        n_in, rate = n_in + n, sr
+        if len(out):
+            parts.append(out.astype(np.float32))
+    return np.concatenate(parts), n_in / float(rate)
 
 
 def lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> np.ndarray:
@@ -342,3 +364,7 @@ class Lfcc:
     def extract_file(self, path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> np.ndarray:
         """A file's [T, 60] matrix, decoded in blocks (bounded memory for long files)."""
         return lfcc_file(path, block_seconds)
+
+    def read_file(self, path: str | os.PathLike) -> tuple[np.ndarray, float]:
+        """What featurize stores for a file: float32 [T, 60] frames (streamed, bounded memory) and its duration."""
+        return read_lfcc_file(path)
