@@ -78,12 +78,18 @@ def shard_utterances(utts: Sequence[Utterance], shard: tuple[int, int] | None) -
     return ordered[k - 1 :: n]
 
 
-def extract_one(recipe: Recipe, path: str) -> tuple[str, Any, float]:
-    """Features of one file: ("ok", float64 vector, duration s) or ("bad", reason, nan). Never raises for bad input."""
+def extract_one(recipe: Recipe, path: str, augment: str = "") -> tuple[str, Any, float]:
+    """Features of one file: ("ok", float64 vector, duration s) or ("bad", reason, nan). Never raises for bad input.
+    `augment`: an augmentation spec (dfdet.augment) applied to the decoded audio before the recipe prepares it."""
     from dfdet.features import load_prepared
 
     try:
-        y, duration = load_prepared(recipe, path)
+        if augment:
+            from dfdet.augment import load_augmented
+
+            y, duration = load_augmented(recipe, path, augment)
+        else:
+            y, duration = load_prepared(recipe, path)
         vec = np.asarray(recipe.extract(y), dtype=np.float64).reshape(-1)
     except InputError as e:
         return "bad", e.reason, float("nan")
@@ -115,10 +121,15 @@ def init_worker(recipe: Recipe) -> None:
     _WORKER_RECIPE = recipe
 
 
-def work(path: str) -> tuple[str, Any, float]:
+def work(item: str | tuple[str, str]) -> tuple[str, Any, float]:
     """`extract_one` in a pool worker set up by `init_worker`."""
     assert _WORKER_RECIPE is not None
-    return extract_one(_WORKER_RECIPE, path)
+    return _extract(_WORKER_RECIPE, item)
+
+
+def _extract(recipe: Recipe, item: str | tuple[str, str]) -> tuple[str, Any, float]:
+    """`extract_one` of a payload: a path, or (path, augmentation spec) for an augmented copy."""
+    return extract_one(recipe, *item) if isinstance(item, tuple) else extract_one(recipe, item)
 
 
 def available_cores() -> int:
@@ -153,14 +164,14 @@ def result_stream(
     """
     with ordered_results(
         items,
-        functools.partial(extract_one, recipe),
+        functools.partial(_extract, recipe),
         work,
         init_worker,
         (recipe,),
         jobs,
         start_method,
         warm=functools.partial(warm_up, recipe),
-        payload=_path_of,
+        payload=_payload,
         name=_path_of,
         local=local,
         live=live,
@@ -170,6 +181,12 @@ def result_stream(
 
 def _path_of(item: Any) -> str:
     return str(getattr(item, "path", item))
+
+
+def _payload(item: Any) -> str | tuple[str, str]:
+    """What a worker gets: the path, or (path, spec) for an augmented copy (dfdet.augment)."""
+    spec = getattr(item, "augment", "")
+    return (_path_of(item), spec) if spec else _path_of(item)
 
 
 class _Carry:
