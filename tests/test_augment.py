@@ -256,3 +256,28 @@ def test_a_bad_augmentation_names_file_and_spec(tmp_path) -> None:
     r = featurize(utts, tmp_path / "y.h5", recipe="seed154", skip_bad=True, show_progress=False)
     assert r.done == 1 and r.skipped == 1
     assert r.failures[0]["utt_id"] == "a@aug1" and bad in r.failures[0]["reason"]
+
+
+def test_a_model_trained_on_an_augmented_store_records_the_augmentation(runner, tmp_path) -> None:
+    from dfdet.artifact import load_model
+
+    table = make_table_corpus(tmp_path / "corpus", n=6, seconds=0.4)
+    _store(runner, table, tmp_path / "aug.h5", "-j", "1")
+    r = runner.invoke(
+        cli,
+        [
+            "train",
+            str(tmp_path / "aug.h5"),
+            "-o",
+            str(tmp_path / "m.pt"),
+            "--model",
+            "linear",
+            "--epochs",
+            "1",
+            "--val-split",
+            "0",
+        ],
+    )
+    assert r.exit_code == 0, r.stderr
+    dom = load_model(tmp_path / "m.pt").meta["data"]["training_domain"]
+    assert dom["augment"] == {**A.resolve_config(2, 5).record(), "rows": 12}
