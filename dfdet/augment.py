@@ -35,6 +35,7 @@ Params = dict[str, Any]
 NOISE_KINDS = ("white", "pink", "babble")
 TELEPHONE_CODECS = {"none": None, "ulaw": "ULAW", "alaw": "ALAW", "gsm": "GSM610", "g721": "G721_32"}
 MP3_KBPS = (16, 24, 32, 48, 64, 96, 128)
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # what MPEG audio allows
 SEED_MAX = 2**31
 
 
@@ -93,12 +94,16 @@ def mp3_level(kbps: float, sr: int) -> float:
 
 
 def _mp3(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
-    from dfdet.audio import fix_length
+    """MP3 at `kbps`; a rate MPEG audio lacks (e.g. 96 kHz) is encoded at the highest MPEG rate below it and resampled
+    back, as an encoder front end would."""
+    from dfdet.audio import fix_length, resample
 
+    rate = sr if sr in MP3_RATES else max([r for r in MP3_RATES if r <= sr], default=MP3_RATES[0])
+    low = resample(y, sr, rate)
     out, _ = degrade.reencode(
-        y, sr, "MP3", "MPEG_LAYER_III", compression_level=mp3_level(p["kbps"], sr), bitrate_mode="CONSTANT"
+        low, rate, "MP3", "MPEG_LAYER_III", compression_level=mp3_level(p["kbps"], rate), bitrate_mode="CONSTANT"
     )
-    return fix_length(out, len(y))
+    return fix_length(resample(fix_length(out, len(low)), rate, sr), len(y))
 
 
 def _ogg(y: np.ndarray, sr: int, p: Params) -> np.ndarray:

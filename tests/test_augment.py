@@ -168,6 +168,13 @@ def test_mp3_level_gives_the_requested_bitrate(sr: int, kbps: int) -> None:
     assert len(buf.getvalue()) * 8 / 4 / 1000 == pytest.approx(kbps, rel=0.07)  # frame headers at low rates
 
 
+@pytest.mark.parametrize("sr", [6000, 12345, 96000])
+def test_mp3_at_rates_mpeg_lacks_goes_through_the_nearest_mpeg_rate(sr: int) -> None:
+    y = speechlike(sr, 0.5, seed=2)
+    out = A.apply_spec(y, sr, "mp3:kbps=64")
+    assert len(out) == len(y) and 5 < snr_db(y, out) < 60
+
+
 def test_lower_mp3_and_ogg_bitrates_lose_more() -> None:
     y = speechlike(SR, 1.0, seed=6) + 0.01 * np.random.default_rng(0).standard_normal(SR)
     err = lambda spec: snr_db(y, A.apply_spec(y, SR, spec))  # noqa: E731
@@ -281,3 +288,22 @@ def test_a_model_trained_on_an_augmented_store_records_the_augmentation(runner, 
     assert r.exit_code == 0, r.stderr
     dom = load_model(tmp_path / "m.pt").meta["data"]["training_domain"]
     assert dom["augment"] == {**A.resolve_config(2, 5).record(), "rows": 12}
+
+
+def test_shards_of_an_augmented_run_merge_into_the_single_run(tmp_path) -> None:
+    from dfdet.store import merge_stores
+
+    paths = [write_audio(tmp_path / f"c{i}.wav", speechlike(SR, 0.4, seed=i), SR, subtype="PCM_16") for i in range(3)]
+    cfg = A.resolve_config(2, seed=3, kinds="noise,gain,resample")
+    utts = A.with_copies([Utterance(f"c{i}", str(p), label=i % 2) for i, p in enumerate(paths)], cfg)
+    attrs = {"augment": cfg.record()}
+    featurize(utts, tmp_path / "all.h5", recipe="seed154", attrs=attrs, show_progress=False)
+    for k in (1, 2):
+        featurize(utts[::-1], tmp_path / f"s{k}.h5", recipe="seed154", shard=(k, 2), attrs=attrs, show_progress=False)
+    merge_stores([tmp_path / "s1.h5", tmp_path / "s2.h5"], tmp_path / "merged.h5")
+    a, b = load_features(tmp_path / "all.h5"), load_features(tmp_path / "merged.h5")
+    assert a.utt_id == b.utt_id and len(a.utt_id) == 9
+    assert a.X.tobytes() == b.X.tobytes() and a.augment == b.augment and b.attrs["augment"] == cfg.record()
+    featurize(utts[:3], tmp_path / "plain.h5", recipe="seed154", show_progress=False)
+    with pytest.raises(DfdetError, match="augmented differently"):
+        merge_stores([tmp_path / "s1.h5", tmp_path / "plain.h5"], tmp_path / "bad.h5")
