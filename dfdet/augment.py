@@ -36,6 +36,8 @@ NOISE_KINDS = ("white", "pink", "babble")
 TELEPHONE_CODECS = {"none": None, "ulaw": "ULAW", "alaw": "ALAW", "gsm": "GSM610", "g721": "G721_32"}
 MP3_KBPS = (16, 24, 32, 48, 64, 96, 128)
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # what MPEG audio allows
+OPUS_KBPS = (8, 12, 16, 24, 32, 48, 64)
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # what Opus allows
 SEED_MAX = 2**31
 
 
@@ -93,23 +95,44 @@ def mp3_level(kbps: float, sr: int) -> float:
     return float(min(max(level, 0.0), 0.999))  # libsndfile refuses 1.0
 
 
-def _mp3(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
-    """MP3 at `kbps`; a rate MPEG audio lacks (e.g. 96 kHz) is encoded at the highest MPEG rate below it and resampled
-    back, as an encoder front end would."""
+def opus_level(kbps: float) -> float:
+    """libsndfile's compression level (0-1) for an Opus bitrate: linear from 256 kbps (0) to 6 kbps (1), measured with
+    libsndfile 1.2 at 8-48 kHz (Opus is variable-rate: the average lands within ~10 % of `kbps`)."""
+    return float(min(max((256.0 - float(kbps)) / 250.0, 0.0), 1.0))
+
+
+def _codec_rate(sr: int, rates: Sequence[int], above: bool) -> int:
+    """`sr` if the codec takes it, else the nearest rate it takes above (Opus) or below (MP3) it."""
+    if sr in rates:
+        return sr
+    if above:
+        return min([r for r in rates if r >= sr], default=max(rates))
+    return max([r for r in rates if r <= sr], default=min(rates))
+
+
+def _through(y: np.ndarray, sr: int, rate: int, fmt: str, subtype: str, **options: Any) -> np.ndarray:
+    """`y` encoded at `rate` (resampled there and back when it is not `sr`, as an encoder front end would)."""
     from dfdet.audio import fix_length, resample
 
-    rate = sr if sr in MP3_RATES else max([r for r in MP3_RATES if r <= sr], default=MP3_RATES[0])
     low = resample(y, sr, rate)
-    out, _ = degrade.reencode(
-        low, rate, "MP3", "MPEG_LAYER_III", compression_level=mp3_level(p["kbps"], rate), bitrate_mode="CONSTANT"
-    )
+    out, _ = degrade.reencode(low, rate, fmt, subtype, **options)
     return fix_length(resample(fix_length(out, len(low)), rate, sr), len(y))
 
 
-def _ogg(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
-    from dfdet.audio import fix_length
+def _mp3(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
+    rate = _codec_rate(sr, MP3_RATES, above=False)
+    level = mp3_level(p["kbps"], rate)
+    return _through(y, sr, rate, "MP3", "MPEG_LAYER_III", compression_level=level, bitrate_mode="CONSTANT")
 
-    return fix_length(degrade.reencode(y, sr, "OGG", "VORBIS", compression_level=p["level"])[0], len(y))
+
+def _ogg(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
+    return _through(y, sr, sr, "OGG", "VORBIS", compression_level=p["level"])
+
+
+def _opus(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
+    return _through(
+        y, sr, _codec_rate(sr, OPUS_RATES, above=True), "OGG", "OPUS", compression_level=opus_level(p["kbps"])
+    )
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {}
@@ -201,6 +224,16 @@ register(
         lambda rng: {"level": _r(rng.uniform(0.0, 1.0))},
         _ogg,
         (("OGG", "VORBIS"),),
+    )
+)
+register(
+    Augmentation(
+        "opus",
+        f"Opus (OGG) re-encoding at a random bitrate ({', '.join(map(str, OPUS_KBPS))} kbps; VoIP and messaging apps)",
+        {"kbps": int},
+        lambda rng: {"kbps": OPUS_KBPS[int(rng.integers(len(OPUS_KBPS)))]},
+        _opus,
+        (("OGG", "OPUS"),),
     )
 )
 

@@ -111,15 +111,23 @@ def band_limit(y: np.ndarray, sr: int, rate: int = 8000, subtype: str | None = N
 
 def reencode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None, **options: Any) -> tuple[np.ndarray, int]:
     """Encode with libsndfile (through soundfile) into memory and decode back: the codec's losses, nothing else.
-    `options`: soundfile's write options (compression_level, bitrate_mode)."""
+    `options`: soundfile's write options (compression_level, bitrate_mode). When the decoder returns more samples
+    than went in (LAME's 1,105-sample delay at low MP3 bitrates, where no gapless header is written), the leading
+    delay is found by cross-correlation and dropped, so the output lines up with the input."""
     import soundfile as sf
 
+    y = np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0)
     buf = io.BytesIO()
-    sf.write(buf, np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0), int(sr), format=fmt, subtype=subtype, **options)
+    sf.write(buf, y, int(sr), format=fmt, subtype=subtype, **options)
     buf.seek(0)
     out, sr2 = sf.read(buf, dtype="float64", always_2d=False)
     if out.ndim == 2:
         out = out.mean(axis=1)
+    extra = len(out) - len(y)
+    if extra > 0 and int(sr2) == int(sr) and len(y):
+        from scipy import signal
+
+        out = out[int(np.argmax(signal.correlate(out, y, mode="valid"))) :]
     return np.asarray(out, dtype=np.float64), int(sr2)
 
 

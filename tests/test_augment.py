@@ -168,6 +168,21 @@ def test_mp3_level_gives_the_requested_bitrate(sr: int, kbps: int) -> None:
     assert len(buf.getvalue()) * 8 / 4 / 1000 == pytest.approx(kbps, rel=0.07)  # frame headers at low rates
 
 
+@pytest.mark.parametrize("sr,kbps", [(16000, 12), (16000, 32), (48000, 24), (8000, 16)])
+def test_opus_level_gives_about_the_requested_bitrate(sr: int, kbps: int) -> None:
+    y = 0.1 * np.random.default_rng(0).standard_normal(sr * 4)
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="OGG", subtype="OPUS", compression_level=A.opus_level(kbps))
+    assert len(buf.getvalue()) * 8 / 4 / 1000 == pytest.approx(kbps, rel=0.15)  # variable bitrate
+
+
+@pytest.mark.parametrize("spec", ["mp3:kbps=16", "mp3:kbps=128", "opus:kbps=8", "ogg:level=1.0"])
+@pytest.mark.parametrize("sr", [16000, 44100])
+def test_codec_output_lines_up_with_the_input(spec: str, sr: int) -> None:
+    y = speechlike(sr, 1.0, seed=3)
+    assert snr_db(y, A.apply_spec(y, sr, spec)) > 10  # a codec delay left in would give ~0 dB
+
+
 @pytest.mark.parametrize("sr", [6000, 12345, 96000])
 def test_mp3_at_rates_mpeg_lacks_goes_through_the_nearest_mpeg_rate(sr: int) -> None:
     y = speechlike(sr, 0.5, seed=2)
@@ -180,6 +195,7 @@ def test_lower_mp3_and_ogg_bitrates_lose_more() -> None:
     err = lambda spec: snr_db(y, A.apply_spec(y, SR, spec))  # noqa: E731
     assert err("mp3:kbps=16") < err("mp3:kbps=128")
     assert err("ogg:level=1.0") < err("ogg:level=0.0")
+    assert err("opus:kbps=8") < err("opus:kbps=64")
 
 
 def test_convolutive_noise_reshapes_the_spectrum_and_stays_in_range() -> None:

@@ -48,7 +48,8 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option(
     "--augment-kinds",
     metavar="K1,K2",
-    help="Augmentations to draw from (default: all of convolutive,resample,impulsive,noise,gain,telephone,mp3,ogg).",
+    help="Augmentations to draw from (default all): convolutive, resample, impulsive, noise, gain, telephone, mp3, "
+    "ogg, opus.",
 )
 @click.option(
     "--augment-max-ops",
@@ -87,9 +88,10 @@ def featurize(
     --resume then featurizes only the missing utterances; the store equals an uninterrupted run's.
 
     --augment N adds N copies of each input, each under a random chain of up to --augment-max-ops augmentations
-    (noise at random SNR, telephone band and codecs, MP3/OGG, gain, resampling, RawBoost convolutive and impulsive
-    noise) applied to the decoded audio. Drawn from (seed, utt_id, copy), so the same for any -j or --shard; the
-    spec in each copy's `augment` column reproduces its audio exactly; the store's attrs record the configuration.
+    (noise at random SNR, telephone band and codecs, MP3/OGG/Opus, gain, resampling, RawBoost convolutive and
+    impulsive noise) applied to the decoded audio. Drawn from (seed, utt_id, copy), so the same for any -j or
+    --shard; the spec in each copy's `augment` column reproduces its audio exactly; the store's attrs record the
+    configuration.
 
     \b
     Examples:
