@@ -102,7 +102,8 @@ def opus_level(kbps: float) -> float:
 
 
 def _codec_rate(sr: int, rates: Sequence[int], above: bool) -> int:
-    """`sr` if the codec takes it, else the nearest rate it takes above (Opus) or below (MP3) it."""
+    """`sr` if the codec takes it, else the nearest rate it takes above (Opus) or below (MP3) it; the audio is
+    resampled there and back, as an encoder's front end would."""
     if sr in rates:
         return sr
     if above:
@@ -110,29 +111,19 @@ def _codec_rate(sr: int, rates: Sequence[int], above: bool) -> int:
     return max([r for r in rates if r <= sr], default=min(rates))
 
 
-def _through(y: np.ndarray, sr: int, rate: int, fmt: str, subtype: str, **options: Any) -> np.ndarray:
-    """`y` encoded at `rate` (resampled there and back when it is not `sr`, as an encoder front end would)."""
-    from dfdet.audio import fix_length, resample
-
-    low = resample(y, sr, rate)
-    out, _ = degrade.reencode(low, rate, fmt, subtype, **options)
-    return fix_length(resample(fix_length(out, len(low)), rate, sr), len(y))
-
-
 def _mp3(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
     rate = _codec_rate(sr, MP3_RATES, above=False)
     level = mp3_level(p["kbps"], rate)
-    return _through(y, sr, rate, "MP3", "MPEG_LAYER_III", compression_level=level, bitrate_mode="CONSTANT")
+    return degrade.round_trip(y, sr, rate, "MPEG_LAYER_III", "MP3", compression_level=level, bitrate_mode="CONSTANT")
 
 
 def _ogg(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
-    return _through(y, sr, sr, "OGG", "VORBIS", compression_level=p["level"])
+    return degrade.round_trip(y, sr, sr, "VORBIS", "OGG", compression_level=p["level"])
 
 
 def _opus(y: np.ndarray, sr: int, p: Params) -> np.ndarray:
-    return _through(
-        y, sr, _codec_rate(sr, OPUS_RATES, above=True), "OGG", "OPUS", compression_level=opus_level(p["kbps"])
-    )
+    rate = _codec_rate(sr, OPUS_RATES, above=True)  # Opus codes at 48 kHz inside: resampling up loses nothing
+    return degrade.round_trip(y, sr, rate, "OPUS", "OGG", compression_level=opus_level(p["kbps"]))
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {}

@@ -89,15 +89,18 @@ def babble_noise(rng: np.random.Generator, n: int, sr: int, talkers: int = 6) ->
     return np.fft.irfft(spec, n=n)
 
 
-def round_trip(y: np.ndarray, sr: int, rate: int, subtype: str | None = None) -> np.ndarray:
-    """Resample to `rate` and back to `sr` (soxr HQ, the project's resampler), length kept; with `subtype` (a WAV
-    codec: 'ULAW', 'GSM610', ...) the signal also passes through that codec at `rate` on the way."""
+def round_trip(
+    y: np.ndarray, sr: int, rate: int, subtype: str | None = None, fmt: str = "WAV", **options: Any
+) -> np.ndarray:
+    """Resample to `rate` and back to `sr` (soxr HQ, the project's resampler), length kept; with `subtype` the
+    signal also passes through that codec at `rate` on the way (`fmt` its container, `options` as for `reencode`):
+    a telephone line ('ULAW', 'GSM610' in WAV) or a codec that takes only some rates (MP3, Opus)."""
     from dfdet.audio import fix_length, resample
 
     y = np.asarray(y, dtype=np.float64)
     low = resample(y, sr, rate)
     if subtype:
-        low = fix_length(reencode(low, rate, "WAV", subtype)[0], len(low))
+        low = fix_length(reencode(low, rate, fmt, subtype, **options)[0], len(low))
     return fix_length(resample(low, rate, sr), len(y))
 
 
