@@ -335,6 +335,8 @@ def resolve_config(
     cannot run here are dropped with the reason recorded (and warned about)."""
     if copies < 1:
         raise UsageError(f"--augment must be >= 1, got {copies}", "pass the number of augmented copies per input")
+    if seed < 0:
+        raise UsageError(f"the augmentation seed must be >= 0, got {seed}", "pass --augment-seed 0 or more")
     if max_ops < 1:
         raise UsageError(f"max_ops must be >= 1, got {max_ops}", "chains have at least one step")
     names = list(AUGMENTATIONS) if kinds is None else kinds.split(",") if isinstance(kinds, str) else list(kinds)

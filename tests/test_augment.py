@@ -83,6 +83,8 @@ def test_kinds_are_checked_and_put_in_pipeline_order() -> None:
         A.resolve_config(1, 0, "noise,reverb")
     with pytest.raises(UsageError, match="--augment must be >= 1"):
         A.resolve_config(0)
+    with pytest.raises(UsageError, match="seed must be >= 0"):
+        A.resolve_config(1, -1)
 
 
 @pytest.mark.parametrize(
@@ -261,6 +263,13 @@ def test_featurize_augment_kinds_and_resume_mismatch(runner, tmp_path) -> None:
     a = _store(runner, table, out, "--augment-kinds", "gain,noise", "--augment-max-ops", "1", "-j", "1")
     assert len(a.utt_id) == 6
     assert all(s.split(":")[0] in ("gain", "noise") and "|" not in s for s in a.augment if s)
+    r = runner.invoke(
+        cli,
+        ["featurize", "--labels", str(table), "-o", str(out), "--augment", "2", "--augment-seed", "5", "--resume"]
+        + ["--augment-kinds", "noise,gain", "--augment-max-ops", "1"],
+    )
+    assert r.exit_code == 0 and "resumed: 6 of 6" in r.stderr  # same options: nothing left to do
+    assert load_features(out).X.tobytes() == a.X.tobytes()
     r = runner.invoke(cli, ["featurize", "--labels", str(table), "-o", str(out), "--augment", "2", "--resume"])
     assert r.exit_code == 1 and "holds augmented copies made with" in r.stderr and "--augment options" in r.stderr
     r = runner.invoke(

@@ -43,7 +43,11 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     help="Also featurize N augmented copies of each input (utt_id ID@augK, the spec in the augment column).",
 )
 @click.option(
-    "--augment-seed", type=int, default=0, show_default=True, help="Seed the copies' augmentations draw from."
+    "--augment-seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed the copies' augmentations draw from.",
 )
 @click.option(
     "--augment-kinds",
