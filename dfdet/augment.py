@@ -97,7 +97,7 @@ def mp3_level(kbps: float, sr: int) -> float:
 
 def opus_level(kbps: float) -> float:
     """libsndfile's compression level (0-1) for an Opus bitrate: linear from 256 kbps (0) to 6 kbps (1), measured with
-    libsndfile 1.2 at 8-48 kHz (Opus is variable-rate: the average lands within ~10 % of `kbps`)."""
+    libsndfile 1.2 at 8-48 kHz (Opus is variable-rate: the average lands within ~15 % of `kbps`)."""
     return float(min(max((256.0 - float(kbps)) / 250.0, 0.0), 1.0))
 
 

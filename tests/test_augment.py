@@ -332,3 +332,12 @@ def test_shards_of_an_augmented_run_merge_into_the_single_run(tmp_path) -> None:
     featurize(utts[:3], tmp_path / "plain.h5", recipe="seed154", show_progress=False)
     with pytest.raises(DfdetError, match="augmented differently"):
         merge_stores([tmp_path / "s1.h5", tmp_path / "plain.h5"], tmp_path / "bad.h5")
+
+
+def test_the_doc_describes_every_kind() -> None:
+    from tests.conftest import ROOT
+
+    doc = (ROOT / "docs" / "AUGMENT.md").read_text(encoding="utf-8")
+    for name, a in A.AUGMENTATIONS.items():
+        row = next((line for line in doc.splitlines() if line.startswith(f"| `{name}` |")), "")
+        assert row and all(f"`{k}`" in row for k in a.params), name
