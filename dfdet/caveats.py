@@ -109,13 +109,17 @@ def training_domain(fs: Any) -> dict[str, Any]:
     corpus = (getattr(fs, "attrs", None) or {}).get("corpus")
     corpus = corpus if isinstance(corpus, dict) else None
     domains = sorted({str(d) for d in getattr(fs, "domain", None) or [] if d})
-    return {
+    out: dict[str, Any] = {
         "source": getattr(fs, "source", "") or "",
         "recipe": getattr(fs, "recipe", None),
         "domains": domains[:_MAX_DOMAINS] + (["..."] if len(domains) > _MAX_DOMAINS else []),
         "corpus": None if corpus is None else {k: corpus.get(k) for k in ("name", "synthetic", "config_hash")},
         "synthetic": bool(corpus and corpus.get("synthetic")),
     }
+    augment = (getattr(fs, "attrs", None) or {}).get("augment")  # featurize --augment: its config, copies trained on
+    if isinstance(augment, dict):
+        out["augment"] = {**augment, "rows": sum(1 for a in getattr(fs, "augment", None) or [] if a)}
+    return out
 
 
 def _domain_of(meta: dict[str, Any]) -> dict[str, Any] | None:

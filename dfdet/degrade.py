@@ -73,29 +73,137 @@ def gain(y: np.ndarray, db: float, clip: bool = True) -> np.ndarray:
     return np.clip(out, -1.0, 1.0) if clip else out
 
 
-def band_limit(y: np.ndarray, sr: int, rate: int = 8000) -> np.ndarray:
-    """Resample to `rate` and back (soxr_hq, the project's resampler): removes content above rate / 2."""
-    from dfdet.audio import resample
+def babble_noise(rng: np.random.Generator, n: int, sr: int, talkers: int = 6) -> np.ndarray:
+    """Babble-like noise: `talkers` streams of pink noise, each gated by its own syllable-rate envelope (3-6 Hz),
+    kept to the speech band (200-4000 Hz). Not speech, but it has speech's spectrum and fluctuating level."""
+    if n == 0:
+        return np.zeros(0)
+    t = np.arange(n) / float(sr)
+    out = np.zeros(n)
+    for _ in range(int(talkers)):
+        rate, phase = rng.uniform(3.0, 6.0), rng.uniform(0.0, 2 * np.pi)
+        out += pink_noise(rng, n) * np.sin(2 * np.pi * rate * t + phase) ** 2
+    spec = np.fft.rfft(out)
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    spec[(f < 200.0) | (f > 4000.0)] = 0.0
+    return np.fft.irfft(spec, n=n)
 
-    if sr <= rate:
+
+def round_trip(
+    y: np.ndarray, sr: int, rate: int, subtype: str | None = None, fmt: str = "WAV", **options: Any
+) -> np.ndarray:
+    """Resample to `rate` and back to `sr` (soxr HQ, the project's resampler), length kept; with `subtype` the
+    signal also passes through that codec at `rate` on the way (`fmt` its container, `options` as for `reencode`):
+    a telephone line ('ULAW', 'GSM610' in WAV) or a codec that takes only some rates (MP3, Opus)."""
+    from dfdet.audio import fix_length, resample
+
+    y = np.asarray(y, dtype=np.float64)
+    low = resample(y, sr, rate)
+    if subtype:
+        low = fix_length(reencode(low, rate, fmt, subtype, **options)[0], len(low))
+    return fix_length(resample(low, rate, sr), len(y))
+
+
+def band_limit(y: np.ndarray, sr: int, rate: int = 8000, subtype: str | None = None) -> np.ndarray:
+    """Resample to `rate` and back: removes content above rate / 2 (a no-op copy when sr <= rate); `subtype` as for
+    `round_trip` (a telephone line: 8 kHz band plus a narrow-band codec)."""
+    if sr <= rate and not subtype:
         return np.asarray(y, dtype=np.float64).copy()
-    back = resample(resample(y, sr, rate), rate, sr)
-    from dfdet.audio import fix_length
-
-    return fix_length(back, len(y))
+    return round_trip(y, sr, min(int(sr), int(rate)), subtype)
 
 
-def reencode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None) -> tuple[np.ndarray, int]:
-    """Encode with libsndfile (through soundfile) into memory and decode back: the codec's losses, nothing else."""
+def reencode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None, **options: Any) -> tuple[np.ndarray, int]:
+    """Encode with libsndfile (through soundfile) into memory and decode back: the codec's losses, nothing else.
+    `options`: soundfile's write options (compression_level, bitrate_mode). When the decoder returns more samples
+    than went in (LAME's 1,105-sample delay at low MP3 bitrates, where no gapless header is written), the leading
+    delay is found by cross-correlation and dropped, so the output lines up with the input."""
     import soundfile as sf
 
+    y = np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0)
     buf = io.BytesIO()
-    sf.write(buf, np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0), int(sr), format=fmt, subtype=subtype)
+    sf.write(buf, y, int(sr), format=fmt, subtype=subtype, **options)
     buf.seek(0)
     out, sr2 = sf.read(buf, dtype="float64", always_2d=False)
     if out.ndim == 2:
         out = out.mean(axis=1)
+    extra = len(out) - len(y)
+    if extra > 0 and int(sr2) == int(sr) and len(y):
+        from scipy import signal
+
+        out = out[int(np.argmax(signal.correlate(out, y, mode="valid"))) :]
     return np.asarray(out, dtype=np.float64), int(sr2)
+
+
+# RawBoost (Tak, Kamble, Patino, Todisco, Evans: "RawBoost: a raw data boosting and augmentation method applied to
+# automatic speaker verification anti-spoofing", ICASSP 2022), its published defaults; random draws from `rng`.
+def notch_filter(
+    rng: np.random.Generator,
+    sr: int,
+    bands: int = 5,
+    freq: tuple[float, float] = (20.0, 8000.0),
+    width: tuple[float, float] = (100.0, 1000.0),
+    taps: tuple[int, int] = (10, 100),
+    gain_db: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """RawBoost's random multi-band FIR (genNotchCoeffs): a cascade of `bands` Hamming-window band-stop filters of
+    random centre, width and (odd) length, scaled to a random peak gain."""
+    from scipy import signal
+
+    nyq = sr / 2.0
+    b = np.ones(1)
+    for _ in range(int(bands)):
+        fc = rng.uniform(freq[0], min(freq[1], 0.95 * nyq))
+        bw = rng.uniform(*width)
+        c = int(rng.uniform(*taps))
+        c += 1 - c % 2  # odd: a band-stop FIR needs a type I filter
+        f1, f2 = max(fc - bw / 2, 1e-3), min(fc + bw / 2, nyq - 1e-3)
+        b = np.convolve(signal.firwin(c, [f1, f2], window="hamming", fs=sr), b)
+    g = rng.uniform(min(gain_db), max(gain_db))
+    _, h = signal.freqz(b, 1, fs=sr)
+    return 10 ** (g / 20.0) * b / np.max(np.abs(h))
+
+
+def fir_filter(y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`y` through linear-phase FIR `b` (odd length), its delay of (len(b) - 1) / 2 samples removed, same length (as
+    RawBoost's filterFIR, which is one sample off); FFT convolution, fast for long filters."""
+    from scipy import signal
+
+    y = np.asarray(y, dtype=np.float64)
+    h = (len(b) - 1) // 2
+    return signal.oaconvolve(y, b)[h : h + len(y)] if len(y) else y.copy()
+
+
+def _peak_limit(y: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    return y / peak if peak > 1.0 else y
+
+
+def convolutive_noise(
+    y: np.ndarray, sr: int, rng: np.random.Generator, orders: int = 5, bias_db: tuple[float, float] = (5.0, 20.0)
+) -> np.ndarray:
+    """RawBoost algorithm 1 (linear and non-linear convolutive noise): the sum over j = 1..`orders` of y**j through
+    its own random notch filter, the non-linear terms (j >= 2) `bias_db` lower; mean removed, peak kept <= 1."""
+    y = np.asarray(y, dtype=np.float64)
+    out, power = np.zeros(len(y)), np.ones(len(y))
+    for j in range(int(orders)):
+        g = (0.0, 0.0) if j == 0 else (-bias_db[0], -bias_db[1])
+        power = power * y  # y ** (j + 1), by products: 5x faster than np.power with a float exponent
+        out += fir_filter(power, notch_filter(rng, sr, gain_db=g))
+    if len(out):
+        out -= out.mean()
+    return _peak_limit(out)
+
+
+def impulsive_noise(y: np.ndarray, rng: np.random.Generator, percent: float = 10.0, g_sd: float = 2.0) -> np.ndarray:
+    """RawBoost algorithm 2 (impulsive signal-dependent noise): `percent` % of the samples, chosen at random, get
+    y * g_sd * (2u - 1)(2v - 1) added (u, v uniform); peak kept <= 1."""
+    y = np.asarray(y, dtype=np.float64)
+    out = y.copy()
+    n = int(len(y) * percent / 100.0)
+    idx = rng.permutation(len(y))[:n]
+    f = (2 * rng.random(n) - 1) * (2 * rng.random(n) - 1)
+    out[idx] = y[idx] + g_sd * y[idx] * f
+    return _peak_limit(out)
 
 
 def trim_start(y: np.ndarray, sr: int, seconds: float = 0.5) -> np.ndarray:

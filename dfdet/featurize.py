@@ -79,19 +79,18 @@ def shard_utterances(utts: Sequence[Utterance], shard: tuple[int, int] | None) -
     return ordered[k - 1 :: n]
 
 
-def extract_one(recipe: Recipe, path: str) -> tuple[str, Any, float]:
+def extract_one(recipe: Recipe, path: str, augment: str = "") -> tuple[str, Any, float]:
     """Features of one file: ("ok", float64 vector, duration s) or ("bad", reason, nan). Never raises for bad input.
 
     A frame recipe (`frames = True`) gives a float32 [T, D] matrix instead, read through its `read_file` (the file
-    streamed in blocks: memory bounded by the frames, not the decoded audio) when it has one.
+    streamed in blocks: memory bounded by the frames, not the decoded audio) when it has one. `augment`: an
+    augmentation spec (dfdet.augment) applied to the decoded audio before the recipe prepares it.
     """
-    from dfdet.features import load_prepared
-
     try:
         if getattr(recipe, "frames", False):
-            vec, duration = _frames_of(recipe, path)
+            vec, duration = _frames_of(recipe, path, augment)
         else:
-            y, duration = load_prepared(recipe, path)
+            y, duration = _load(recipe, path, augment)
             vec = np.asarray(recipe.extract(y), dtype=np.float64).reshape(-1)
     except InputError as e:
         return "bad", e.reason, float("nan")
@@ -107,15 +106,25 @@ def extract_one(recipe: Recipe, path: str) -> tuple[str, Any, float]:
     return "ok", vec, duration
 
 
-def _frames_of(recipe: Recipe, path: str) -> tuple[np.ndarray, float]:
-    """A frame recipe's float32 [T, D] matrix of one file and the file's duration."""
+def _load(recipe: Recipe, path: str, augment: str = "") -> tuple[np.ndarray, float]:
+    """Prepared audio of one file (augmented first when `augment` is a spec) and the file's duration."""
+    if augment:
+        from dfdet.augment import load_augmented
+
+        return load_augmented(recipe, path, augment)
     from dfdet.features import load_prepared
 
+    return load_prepared(recipe, path)
+
+
+def _frames_of(recipe: Recipe, path: str, augment: str = "") -> tuple[np.ndarray, float]:
+    """A frame recipe's float32 [T, D] matrix of one file and the file's duration (an augmented copy is decoded
+    whole: the augmentation needs the whole signal)."""
     read = getattr(recipe, "read_file", None)
-    if read is not None:
+    if read is not None and not augment:
         frames, duration = read(path)
     else:
-        y, duration = load_prepared(recipe, path)
+        y, duration = _load(recipe, path, augment)
         frames = recipe.extract(y)
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 2 or frames.shape[1] != len(recipe.feature_names):
@@ -141,10 +150,15 @@ def init_worker(recipe: Recipe) -> None:
     _WORKER_RECIPE = recipe
 
 
-def work(path: str) -> tuple[str, Any, float]:
+def work(item: str | tuple[str, str]) -> tuple[str, Any, float]:
     """`extract_one` in a pool worker set up by `init_worker`."""
     assert _WORKER_RECIPE is not None
-    return extract_one(_WORKER_RECIPE, path)
+    return _extract(_WORKER_RECIPE, item)
+
+
+def _extract(recipe: Recipe, item: str | tuple[str, str]) -> tuple[str, Any, float]:
+    """`extract_one` of a payload: a path, or (path, augmentation spec) for an augmented copy."""
+    return extract_one(recipe, *item) if isinstance(item, tuple) else extract_one(recipe, item)
 
 
 def available_cores() -> int:
@@ -179,14 +193,14 @@ def result_stream(
     """
     with ordered_results(
         items,
-        functools.partial(extract_one, recipe),
+        functools.partial(_extract, recipe),
         work,
         init_worker,
         (recipe,),
         jobs,
         start_method,
         warm=functools.partial(warm_up, recipe),
-        payload=_path_of,
+        payload=_payload,
         name=_path_of,
         local=local,
         live=live,
@@ -204,6 +218,12 @@ def _add(writer: StoreWriter, x: np.ndarray, utt_id: str, **row: Any) -> None:
         writer.append_frames(x, utt_id, **row)
     else:
         writer.append(x, utt_id, **row)
+
+
+def _payload(item: Any) -> str | tuple[str, str]:
+    """What a worker gets: the path, or (path, spec) for an augmented copy (dfdet.augment)."""
+    spec = getattr(item, "augment", "")
+    return (_path_of(item), spec) if spec else _path_of(item)
 
 
 class _Carry:

@@ -720,6 +720,11 @@ def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 102
                 f"{fs.source}: feature names differ from {first.source}",
                 "merge only shards featurized with the same recipe",
             )
+    augment = [fs.attrs.get("augment") for fs in sets]  # featurize --augment: shards must draw copies alike
+    if any(a != augment[0] for a in augment):
+        raise DfdetError(
+            "the shards were augmented differently", "featurize every shard with the same --augment options"
+        )
     owner: dict[str, str] = {}
     for fs in sets:
         for u in fs.utt_id:
@@ -755,6 +760,8 @@ def merge_stores(paths: list[str | Path], out: str | Path, chunk_rows: int = 102
             for fs in sets
         ]
     }
+    if augment[0]:
+        merged.attrs["augment"] = augment[0]
     write_features(out, merged, chunk_rows=chunk_rows)
     merged.source = str(out)
     return merged

@@ -33,6 +33,35 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
     is_flag=True,
     help="Keep the rows already in OUTPUT (e.g. after exit 4) and featurize only the utterances it lacks.",
 )
+@click.option(
+    "--augment",
+    "augment",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Also featurize N augmented copies of each input (utt_id ID@augK, the spec in the augment column).",
+)
+@click.option(
+    "--augment-seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed the copies' augmentations draw from.",
+)
+@click.option(
+    "--augment-kinds",
+    metavar="K1,K2",
+    help="Augmentations to draw from (default all): convolutive, resample, impulsive, noise, gain, telephone, mp3, "
+    "ogg, opus.",
+)
+@click.option(
+    "--augment-max-ops",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Most steps in one copy's chain.",
+)
 def featurize(
     inputs: tuple[str, ...],
     output: str,
@@ -46,6 +75,10 @@ def featurize(
     skip_bad: bool,
     chunk_rows: int,
     resume: bool,
+    augment: int,
+    augment_seed: int,
+    augment_kinds: str | None,
+    augment_max_ops: int,
 ) -> None:
     """Compute a feature vector per utterance (a frame matrix with a frame recipe such as lfcc) into an HDF5 store.
 
@@ -58,6 +91,12 @@ def featurize(
     the rows finished so far are committed to OUTPUT, marked incomplete (`dfdet info` warns). The same command with
     --resume then featurizes only the missing utterances; the store equals an uninterrupted run's.
 
+    --augment N adds N copies of each input, each under a random chain of up to --augment-max-ops augmentations
+    (noise at random SNR, telephone band and codecs, MP3/OGG/Opus, gain, resampling, RawBoost convolutive and
+    impulsive noise) applied to the decoded audio. Drawn from (seed, utt_id, copy), so the same for any -j or
+    --shard; the spec in each copy's `augment` column reproduces its audio exactly; the store's attrs record the
+    configuration.
+
     \b
     Examples:
       dfdet featurize wavs/ -o feats.h5
@@ -66,6 +105,7 @@ def featurize(
       dfdet featurize wavs/ --shard 3/8 -o part3.h5   # then: dfdet merge part*.h5 -o feats.h5
       dfdet featurize wavs/ -o feats.h5 --resume        # after exit 4 (or to add new files of wavs/)
       dfdet featurize --recipe lfcc --labels realspeech/labels.csv -o rs_lfcc.h5   # whole-utterance LFCC frames
+      dfdet featurize --labels labels.csv -o train.h5 --augment 2 --augment-kinds noise,telephone,mp3
     """
     from dfdet import console
     from dfdet.errors import PartialSuccess, UsageError
@@ -89,13 +129,29 @@ def featurize(
         audio_root=audio_root,
         missing_ok=skip_bad,
     )
+    attrs = None
+    if augment:
+        from dfdet.augment import check_resume, resolve_config, with_copies
+
+        cfg = resolve_config(augment, augment_seed, augment_kinds, augment_max_ops, warn=console.warn)
+        if resume:
+            check_resume(output, cfg)
+        utts, attrs = with_copies(utts, cfg), {"augment": cfg.record()}
     console.verbose(
         f"featurize: {len(utts)} input(s); recipe {rec.name} (hash {recipe_hash(rec)}, {len(rec.feature_names)} dims); "
         f"jobs {jobs}; shard {f'{shard[0]}/{shard[1]}' if shard else 'all'}; chunk rows {chunk_rows}; "
         f"skip bad {skip_bad}; labels {labels or '-'} ({label_kind}); output {output}; resume {resume}"
     )
     result = run(
-        utts, output, recipe=rec, jobs=jobs, shard=shard, skip_bad=skip_bad, chunk_rows=chunk_rows, resume=resume
+        utts,
+        output,
+        recipe=rec,
+        jobs=jobs,
+        shard=shard,
+        skip_bad=skip_bad,
+        chunk_rows=chunk_rows,
+        attrs=attrs,
+        resume=resume,
     )
     if result.resumed:
         console.info(f"resumed: {result.resumed} of {result.total} input(s) were already in {output}")
