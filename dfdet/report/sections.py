@@ -1405,7 +1405,7 @@ def all_sections(ctx: Context, report_prov: dict[str, Any]) -> list[Section]:
         ensemble_section(ctx),
         explain_section(ctx),
         robustness_section(ctx),
-        crossval_section(ctx),
+        *([crossval_section(ctx)] if ctx.inputs.of("crossval") else []),  # only when given: no skip note
         provenance_section(ctx, report_prov),
     ]
 
