@@ -92,3 +92,14 @@ def test_errors(runner, store, tmp_path) -> None:
     write_features(unl, fs)
     r = _run(runner, unl, "--model", "linear")
     assert r.exit_code == 1 and "no bona fide/spoof label" in r.stderr
+
+
+def test_train_options_resolve_like_dfdet_train() -> None:
+    from dfdet.cli.crossval import TrainOptions
+
+    cfg = TrainOptions(optimizer="sgd", lr=0.01, epochs=3).config("linear", seed=5)
+    assert (cfg.model, cfg.optimizer, cfg.epochs, cfg.seed) == ("linear", "sgd", 3, 5)
+    assert cfg.optimizer_overrides == {"lr": 0.01}
+    assert cfg.val_split == 0.2 and cfg.patience == 6  # the default protocol's preset
+    seed_cfg = TrainOptions(protocol="seed").config("cnn", seed=1)
+    assert seed_cfg.batch_size is None and seed_cfg.loss == "focal" and seed_cfg.epochs == 50

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import click
@@ -16,38 +16,43 @@ from dfdet.errors import UsageError
 F = TypeVar("F", bound=Callable)
 
 
+OVERRIDES = ("lr", "weight_decay", "momentum", "rho", "sam_base")  # TrainConfig.optimizer_overrides
+
+
 @dataclass
 class TrainOptions:
-    """The training options of the command line, resolved per model into a TrainConfig (dfdet.training)."""
+    """The training options of the command line (named as the options), resolved per model into a TrainConfig."""
 
-    protocol: str = "default"
     optimizer: str = "adamw"
-    overrides: dict[str, Any] = field(default_factory=dict)  # lr, weight_decay, momentum, rho, sam_base
+    lr: float | None = None
+    weight_decay: float | None = None
+    momentum: float | None = None
+    rho: float | None = None
+    sam_base: str | None = None
     epochs: int | None = None
     batch_size: int | str | None = None
     loss: str | None = None
     patience: int | None = None
     val_split: float | None = None
+    protocol: str = "default"
     bn_recalibrate: bool | None = None
     device: str = "cpu"
+
+    def check(self) -> None:
+        """Refuse what click cannot: the same rules as `dfdet train`."""
+        if self.epochs is not None and self.epochs < 1:
+            raise UsageError(f"--epochs must be >= 1, got {self.epochs}", "e.g. --epochs 30")
+        if (self.sam_base or self.rho is not None) and self.optimizer != "sam":
+            raise UsageError("--rho/--sam-base apply only to --optimizer sam", "add --optimizer sam or drop them")
+        if self.val_split is not None and not 0 <= self.val_split < 1:
+            raise UsageError(f"--val-split must be in [0, 1), got {self.val_split}", "e.g. --val-split 0.2")
 
     def config(self, model: str, seed: int) -> Any:
         from dfdet.training import make_config
 
-        return make_config(
-            self.protocol,
-            model=model,
-            optimizer=self.optimizer,
-            optimizer_overrides=dict(self.overrides),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            loss=self.loss,
-            patience=self.patience,
-            val_split=self.val_split,
-            bn_recalibrate=self.bn_recalibrate,
-            device=self.device,
-            seed=seed,
-        )
+        values = asdict(self)
+        overrides = {k: v for k in OVERRIDES if (v := values.pop(k)) is not None}
+        return make_config(values.pop("protocol"), model=model, seed=seed, optimizer_overrides=overrides, **values)
 
 
 def train_options(f: F) -> F:
@@ -163,21 +168,8 @@ def crossval(
     augmented: str,
     n_boot: int,
     ci: float,
-    optimizer: str,
-    lr: float | None,
-    weight_decay: float | None,
-    momentum: float | None,
-    rho: float | None,
-    sam_base: str | None,
-    epochs: int | None,
-    batch_size: int | str | None,
-    loss: str | None,
-    patience: int | None,
-    val_split: float | None,
-    protocol: str,
-    bn_recalibrate: bool | None,
-    device: str,
     output: str | None,
+    **train: Any,
 ) -> None:
     """Cross-validate detectors on STORE with groups that never straddle train and test.
 
@@ -198,26 +190,9 @@ def crossval(
 
     t0 = time.perf_counter()
     mode, k = parse_folds(folds)
-    if epochs is not None and epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {epochs}", "e.g. --epochs 30")
-    if (sam_base or rho is not None) and optimizer != "sam":
-        raise UsageError("--rho/--sam-base apply only to --optimizer sam", "add --optimizer sam or drop them")
-    if val_split is not None and not 0 <= val_split < 1:
-        raise UsageError(f"--val-split must be in [0, 1), got {val_split}", "e.g. --val-split 0.2")
+    topts = TrainOptions(**train)
+    topts.check()
     seed = console.current_settings().seed if seed is None else seed
-    overrides = {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "rho": rho, "sam_base": sam_base}
-    topts = TrainOptions(
-        protocol=protocol,
-        optimizer=optimizer,
-        overrides={k2: v for k2, v in overrides.items() if v is not None},
-        epochs=epochs,
-        batch_size=batch_size,
-        loss=loss,
-        patience=patience,
-        val_split=val_split,
-        bn_recalibrate=bn_recalibrate,
-        device=device,
-    )
     cv = CrossvalConfig(group_by, k if mode == "kfold" else "logo", speakers, augmented, seed, n_boot, ci)
     doc = run_crossval(
         store,
