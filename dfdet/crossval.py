@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -198,7 +198,7 @@ def plan_folds(
                 f"{len(orig_units)} group(s) after {'merging speakers' if speakers == 'merge' else 'grouping'} "
                 f"for {k} folds (--group {group_by})",
                 "use fewer --folds, --speakers purge (keeps groups apart, drops shared speakers from training), "
-                "or a finer --group",
+                "a finer --group, or --speakers none where every system speaks with every speaker (ASVspoof)",
             )
         sel = np.flatnonzero(~is_aug)
         parts = grouped_split(fs.y[sel], [str(u) for u in unit[sel]], [1.0 / k] * k, seed)
@@ -345,7 +345,7 @@ def fit_vector(
     from dfdet.training import train_model
 
     fit, val = validation_rows(fs, train_rows, config.val_split, seed)
-    cfg = _replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
+    cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = train_model(fs.subset(fit), fs.subset(val) if len(val) else None, cfg)
     obj = {
         "scaler": {"mean": torch.from_numpy(res.scaler_mean), "scale": torch.from_numpy(res.scaler_scale)},
@@ -355,19 +355,16 @@ def fit_vector(
     return Detector(res.module, obj).scores(fs.X[np.asarray(test_rows, dtype=np.int64)])
 
 
-def _replace(config: TrainConfig, **changes: Any) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
-
-
 # --------------------------------------------------------------------------------------------------- metrics
 def bootstrap_groups(fs: FeatureSet, plan: FoldPlan) -> list[str]:
     """The bootstrap cluster of every row (see BOOTSTRAP_UNIT)."""
-    return [
-        (f"system={fs.system[i]}" if fs.system[i] else plan.groups[i]) if fs.y[i] == 1 else plan.groups[i]
-        for i in range(len(fs))
-    ]
+    out = []
+    for i in range(len(fs)):
+        if fs.y[i] == 1:
+            out.append(f"system={fs.system[i]}" if fs.system[i] else plan.groups[i])
+        else:
+            out.append(f"speaker={fs.speaker[i]}" if fs.speaker[i] else f"collection={fs.collection[i] or UNKNOWN}")
+    return out
 
 
 def group_bootstrap_eer(
@@ -458,9 +455,12 @@ def crossval_model(
             "n_test_spoof": int((fs.y[te] == 1).sum()),
         }
         if len(np.unique(fs.y[tr])) < 2:
+            purged = (
+                ", or --speakers none (purging the test speakers left too little)" if plan.speakers == "purge" else ""
+            )
             raise DfdetError(
-                f"fold {k + 1} ({', '.join(rec['held_out'][:3])}...) leaves training rows of one class only",
-                "use fewer --folds or k-fold instead of logo",
+                f"fold {k + 1} ({', '.join(rec['held_out'][:3])}) leaves {len(tr)} training row(s), not both classes",
+                f"use fewer --folds, k-fold instead of logo{purged}",
             )
         t0 = time.perf_counter()
         s = np.asarray(fitter(store_path, fs, tr, te, model, config, config.seed), dtype=np.float64)

@@ -267,3 +267,31 @@ def test_run_crossval_is_deterministic_and_pools_every_original_row(tmp_path) ->
     assert {f["family"] for f in m["per_family"]} == {"tts", "vc", "vocoder"}
     assert m["fold_eer"]["max"] >= m["fold_eer"]["mean"] >= m["fold_eer"]["min"]
     assert a["store"]["file_hash"] and a["provenance"]["dfdet_version"]
+
+
+def test_asvspoof_like_corpus_needs_speakers_none() -> None:
+    """Every system speaks with every speaker (ASVspoof): merging leaves one unit, purging leaves no training."""
+    rows = [dict(label=1, system=f"A0{s}", speaker=f"LA_{p}") for s in range(1, 7) for p in range(4) for _ in range(2)]
+    rows += [dict(label=0, speaker=f"LA_{p}") for p in range(4) for _ in range(3)]
+    fs = make_fs(rows)
+    with pytest.raises(DfdetError, match="--speakers none"):
+        cv.plan_folds(fs, "system", 3)
+    purge = cv.plan_folds(fs, "system", 3, speakers="purge")
+    with pytest.raises(DfdetError, match="--speakers none"):
+        cv.crossval_model(fs, purge, "linear", make_config(epochs=1), n_boot=0)
+    plan = cv.plan_folds(fs, "system", 3, speakers="none")
+    check_plan(plan, fs)
+
+
+def test_bootstrap_clusters_are_systems_and_speakers_whatever_the_grouping() -> None:
+    fs = make_fs(corpus(aug=False))
+    for group_by in ("system", "source", "family"):
+        plan = cv.plan_folds(fs, group_by, "logo")
+        cl = cv.bootstrap_groups(fs, plan)
+        for i in range(len(fs)):
+            want = (
+                f"system={fs.system[i]}"
+                if fs.y[i] == 1
+                else (f"speaker={fs.speaker[i]}" if fs.speaker[i] else f"collection={fs.collection[i]}")
+            )
+            assert cl[i] == want
