@@ -154,8 +154,16 @@ TABLE_COLUMNS += ["ci_low_pct", "ci_high_pct"]
     show_default=True,
     help="Augmented copies (store column augment) are never tested; train on them with their group, or drop them.",
 )
-@click.option("--bootstrap", "n_boot", type=click.IntRange(0), default=1000, show_default=True, help="0 = no CI.")
-@click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95, show_default=True)
+@click.option(
+    "--bootstrap", "n_boot", type=click.IntRange(0), default=1000, show_default=True, help="Group resamples (0: no CI)."
+)
+@click.option(
+    "--ci",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Level of the bootstrap intervals.",
+)
 @train_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="JSON to write (for `report`).")
 def crossval(
