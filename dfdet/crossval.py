@@ -301,11 +301,14 @@ def fitter_for(model: str) -> tuple[str, Fitter]:
     return kind, FITTERS[kind]
 
 
-def validation_rows(fs: FeatureSet, train_rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """(fit rows, validation rows) of a fold's training rows: whole systems / speakers (merged as in k-fold) held
-    out, so early stopping and the threshold are chosen on generators the fit part has not seen; augmented rows
-    stay in the fit part with their group, never in validation. No validation rows when the training rows cannot be
-    split so that both parts hold both classes."""
+def validation_rows(
+    fs: FeatureSet, train_rows: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, validation rows) of a fold's training rows: whole systems / speakers (merged as in k-fold; unmerged
+    where merging leaves one unit, as when every system speaks with every speaker) held out, so early stopping and
+    the threshold are chosen on generators the fit part has not seen; augmented rows stay in the fit part with their
+    group, never in validation. No validation rows when the training rows cannot be split so that both parts hold
+    both classes."""
     from dfdet.splitting import grouped_split
 
     train_rows = np.asarray(train_rows, dtype=np.int64)
@@ -313,11 +316,14 @@ def validation_rows(fs: FeatureSet, train_rows: np.ndarray, fraction: float, see
     if not fraction or fraction <= 0:
         return none
     sub = fs.subset(train_rows)
-    unit = merge_by_speaker(row_groups(sub, "system"), sub.speaker)
+    groups = row_groups(sub, "system")
     aug = np.asarray([bool(a) for a in sub.augment], dtype=bool)
     orig = np.flatnonzero(~aug)
+    unit = merge_by_speaker(groups, sub.speaker)
     if len(np.unique(unit[orig])) < 2:
-        return none
+        unit = merge_by_speaker(groups, [""] * len(groups))
+        if len(np.unique(unit[orig])) < 2:
+            return none
     fit, val = grouped_split(sub.y[orig], [str(u) for u in unit[orig]], [1.0 - fraction, fraction], seed)
     val_units = set(unit[orig][val].tolist())
     in_val = np.asarray([u in val_units for u in unit], dtype=bool)

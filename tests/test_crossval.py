@@ -295,3 +295,13 @@ def test_bootstrap_clusters_are_systems_and_speakers_whatever_the_grouping() -> 
                 else (f"speaker={fs.speaker[i]}" if fs.speaker[i] else f"collection={fs.collection[i]}")
             )
             assert cl[i] == want
+
+
+def test_validation_falls_back_to_systems_when_speakers_join_everything() -> None:
+    rows = [dict(label=1, system=f"A0{s}", speaker=f"LA_{p}") for s in range(1, 7) for p in range(4) for _ in range(2)]
+    rows += [dict(label=0, speaker=f"LA_{p}") for p in range(4) for _ in range(3)]
+    fs = make_fs(rows)
+    fit, val = cv.validation_rows(fs, np.arange(len(fs)), 0.25, seed=0)
+    assert len(val) and set(fs.y[val].tolist()) == {0, 1}
+    groups = cv.row_groups(fs, "system")
+    assert not {groups[i] for i in fit} & {groups[i] for i in val}
