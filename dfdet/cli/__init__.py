@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("merge", "merge"),
     "split": ("split", "split"),
     "train": ("train", "train"),
+    "crossval": ("crossval", "crossval"),
     "landscape": ("landscape", "landscape"),
     "evaluate": ("evaluate", "evaluate"),
     "score": ("score", "score"),

@@ -25,6 +25,7 @@ SECTION_IDS = (
     "ensemble",
     "explainability",
     "robustness",
+    "crossval",
     "provenance",
 )
 

@@ -26,7 +26,17 @@ import numpy as np
 
 from dfdet.errors import DfdetError, InputError
 
-JSON_KINDS = ("calibration", "ensemble", "landscape", "evaluation", "explain", "shortcuts", "attack", "degrade")
+JSON_KINDS = (
+    "calibration",
+    "ensemble",
+    "landscape",
+    "evaluation",
+    "explain",
+    "shortcuts",
+    "attack",
+    "degrade",
+    "crossval",
+)
 SIDECAR_KIND = "score-provenance"  # detect_artifact's answer for a score file's .prov.json (read with its file)
 SCORE_SUFFIXES = (".tsv", ".csv", ".txt", ".scores")
 STORE_SUFFIXES = (".h5", ".hdf5", ".hdf", ".npz")
@@ -134,7 +144,7 @@ def json_kind(doc: Any) -> str | None:
     return None
 
 
-_REQUIRED = {"ensemble": ("fuser", "members"), "calibration": ("threshold",), "landscape": ()}
+_REQUIRED = {"ensemble": ("fuser", "members"), "calibration": ("threshold",), "landscape": (), "crossval": ("models",)}
 
 
 def _shape_ok(kind: str, keys: set[str]) -> bool:

@@ -26,6 +26,7 @@ from dfdet.report.context import (
     data_text,
     doc_source,
 )
+from dfdet.report.crossval import crossval_section
 from dfdet.report.document import (
     Bullets,
     Figure,
@@ -1404,6 +1405,7 @@ def all_sections(ctx: Context, report_prov: dict[str, Any]) -> list[Section]:
         ensemble_section(ctx),
         explain_section(ctx),
         robustness_section(ctx),
+        *([crossval_section(ctx)] if ctx.inputs.of("crossval") else []),  # only when given: no skip note
         provenance_section(ctx, report_prov),
     ]
 
