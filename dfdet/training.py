@@ -34,7 +34,7 @@ from torch import nn
 
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.jsonio import plain
-from dfdet.models import build_model
+from dfdet.models import build_model, model_input
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.store import FeatureSet
 
@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 42
     track_steps: bool = True  # per-step loss and gradient norms in the history
     adversarial: str | None = None  # fgsm:EPS | pgd:EPS[:STEPS] | pgd-l2:EPS — adversarial rows mixed into each batch
+    chunk_frames: int = 400  # frame models: frames per training chunk (4 s at a 10 ms shift); also the scoring chunk
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -133,6 +134,7 @@ class TrainResult:
     data: dict[str, Any]
     recipe: dict[str, Any]
     initial_state: dict[str, torch.Tensor]
+    frames: dict[str, Any] | None = None  # frame models: {"chunk_frames", "scoring"} (None for vector models)
 
 
 # --------------------------------------------------------------------------------------------------- losses
@@ -322,6 +324,66 @@ class GradTracker:
         return losses, total, layer
 
 
+def train_step(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Any,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    tracker: GradTracker,
+    track_steps: bool,
+    bns: list[nn.Module],
+    closure_needed: bool,
+) -> torch.Tensor:
+    """One optimisation step on a batch (SAM's second pass through a closure); returns the detached logits."""
+    optimizer.zero_grad(set_to_none=True)
+    out = module(xb)
+    loss = loss_fn(out, yb)
+    loss.backward()
+    if track_steps:
+        tracker.record(loss)
+    else:
+        tracker.losses.append(loss.detach())
+    if closure_needed:
+
+        def closure(xb=xb, yb=yb):
+            optimizer.zero_grad(set_to_none=True)
+            moms = [m.momentum for m in bns]
+            for m in bns:  # the ascent pass must not move BN running statistics
+                m.momentum = 0.0
+            second = loss_fn(module(xb), yb)
+            second.backward()
+            for m, mom in zip(bns, moms, strict=True):
+                m.momentum = mom
+            return second
+
+        optimizer.step(closure)
+    else:
+        optimizer.step()
+    return out.detach()
+
+
+def flush_steps(
+    tracker: GradTracker, history: list[dict[str, Any]], epoch: int, step: int, lr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Append the epoch's per-step records (loss, gradient norms, lr) to `history`; returns tracker.flush()."""
+    losses, gnorm, lnorm = tracker.flush()
+    first_step = step - len(losses)
+    for i in range(len(losses)):
+        history.append(
+            {
+                "type": "step",
+                "epoch": epoch,
+                "step": first_step + i + 1,
+                "loss": float(losses[i]),
+                "grad_norm": float(gnorm[i]),
+                "layer_grad_norms": {name: float(lnorm[i, j]) for j, name in enumerate(tracker.layers)},
+                "lr": lr,
+            }
+        )
+    return losses, gnorm, lnorm
+
+
 # --------------------------------------------------------------------------------------------------- training
 def _scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit a StandardScaler on training rows (what the study did); returns (X_scaled float32, mean, scale)."""
@@ -412,6 +474,11 @@ def train_model(
     from dfdet.seeding import seed_everything
     from dfdet.splitting import train_val_indices
 
+    if model_input(cfg.model) != "vector":
+        raise UsageError(
+            f"model {cfg.model!r} reads frame chunks, not feature vectors",
+            "train it on a frame store (dfdet featurize --recipe lfcc; dfdet.frametraining.train_frames)",
+        )
     check_trainable(train_fs, "training")
     if val_fs is not None:
         check_trainable(val_fs, "validation")
@@ -492,48 +559,12 @@ def train_model(
                 xb, yb = X_t[idx], y_t[idx]
             if adv is not None:
                 xb, yb = adversarial_batch(module, xb, yb, adv, seed=cfg.seed + step)
-            optimizer.zero_grad(set_to_none=True)
-            out = module(xb)
-            loss = loss_fn(out, yb)
-            loss.backward()
-            if cfg.track_steps:
-                tracker.record(loss)
-            else:
-                tracker.losses.append(loss.detach())
-            correct += ((out.detach() > 0) == (yb > 0.5)).sum()
-            if closure_needed:
-
-                def closure(xb=xb, yb=yb):
-                    optimizer.zero_grad(set_to_none=True)
-                    moms = [m.momentum for m in bns]
-                    for m in bns:  # the ascent pass must not move BN running statistics
-                        m.momentum = 0.0
-                    second = loss_fn(module(xb), yb)
-                    second.backward()
-                    for m, mom in zip(bns, moms, strict=True):
-                        m.momentum = mom
-                    return second
-
-                optimizer.step(closure)
-            else:
-                optimizer.step()
+            out = train_step(module, optimizer, loss_fn, xb, yb, tracker, cfg.track_steps, bns, closure_needed)
+            correct += ((out > 0) == (yb > 0.5)).sum()
             step += 1
         if scheduler is not None:
             scheduler.step()
-        losses, gnorm, lnorm = tracker.flush()
-        first_step = step - len(losses)
-        for i in range(len(losses)):
-            history.append(
-                {
-                    "type": "step",
-                    "epoch": epoch,
-                    "step": first_step + i + 1,
-                    "loss": float(losses[i]),
-                    "grad_norm": float(gnorm[i]),
-                    "layer_grad_norms": {name: float(lnorm[i, j]) for j, name in enumerate(tracker.layers)},
-                    "lr": lr,
-                }
-            )
+        losses, gnorm, lnorm = flush_steps(tracker, history, epoch, step, lr)
         t_train = time.perf_counter() - t0
         train_seconds += t_train
         train_cpu_seconds += time.process_time() - c0
