@@ -340,7 +340,8 @@ class FrameDetector(Detector):
         for m in out:
             if m.ndim != 2 or m.shape[1] != self.input_dim or len(m) < 1:
                 raise DfdetError(
-                    f"frame matrix of shape {m.shape} but {self.path or 'the model'} expects [T >= 1, {self.input_dim}]",
+                    f"frame matrix of shape {m.shape} but {self.path or 'the model'} expects "
+                    f"[T >= 1, {self.input_dim}]",
                     f"featurize with the model's frame recipe ({self.recipe or 'unknown'})",
                 )
         return out

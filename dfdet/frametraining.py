@@ -177,7 +177,8 @@ def chunk_batch(
     fr: FrameRows, idx: np.ndarray, starts: np.ndarray, length: int, mean: np.ndarray, scale: np.ndarray
 ) -> np.ndarray:
     """Standardised chunks [B, length, D] (float32) of local rows `idx` at `starts`."""
-    return np.stack([standardize_frames(chunk_at(fr.get(i), s, length), mean, scale) for i, s in zip(idx, starts)])
+    pairs = zip(idx, starts, strict=True)
+    return np.stack([standardize_frames(chunk_at(fr.get(i), s, length), mean, scale) for i, s in pairs])
 
 
 def rows_logits(module: nn.Module, fr: FrameRows, mean: np.ndarray, scale: np.ndarray, length: int) -> np.ndarray:
