@@ -421,6 +421,28 @@ def train_frames(
     )
 
 
+def train_frame_stores(
+    train_path: str | Path,
+    config: TrainConfig,
+    val_path: str | Path | None = None,
+    test_path: str | Path | None = None,
+    log: Any = None,
+) -> TrainResult:
+    """`dfdet train STORE --model lcnn`: every row of a frame store (plus optional validation and test stores)."""
+    opened: list[FrameRows] = []
+    try:
+        for p in (train_path, val_path, test_path):
+            if p is not None:
+                opened.append(open_frame_rows(p))
+        train = opened[0]
+        val = opened[1] if val_path is not None else None
+        test = opened[-1] if test_path is not None else None
+        return train_frames(train, val, config, test=test, log=log)
+    finally:
+        for fr in opened:
+            fr.close()
+
+
 def fit_frames(
     store_path: str | Path, train_rows: np.ndarray, config: TrainConfig, seed: int | None = None
 ) -> TrainResult:
