@@ -444,22 +444,33 @@ def train_frame_stores(
 
 
 def fit_frames(
-    store_path: str | Path, train_rows: np.ndarray, config: TrainConfig, seed: int | None = None
+    store_path: str | Path,
+    train_rows: np.ndarray,
+    config: TrainConfig,
+    seed: int | None = None,
+    val_rows: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a frame model on rows `train_rows` of one frame store (a cross-validation fold), without copying it.
 
-    `seed` (if given) overrides `config.seed`. Validation for early stopping and the threshold is a
-    `config.val_split` hold-out of these rows. Turn the result into a scorer with `dfdet.artifact.detector_of`, or
-    pass it to `score_frame_rows` as it is.
+    `seed` (if given) overrides `config.seed`. Validation (early stopping, threshold): rows `val_rows` of the same
+    store when given (an empty array: none), else a `config.val_split` hold-out of `train_rows`. Score with
+    `score_frame_rows(result, ...)` or turn the result into a Detector with `dfdet.artifact.detector_of`.
     """
     cfg = copy.copy(config)
     if seed is not None:
         cfg.seed = int(seed)
     fr = open_frame_rows(store_path, train_rows)
+    val = None
     try:
-        return train_frames(fr, None, cfg)
+        if val_rows is not None:
+            cfg.val_split = 0.0
+            if len(val_rows):
+                val = open_frame_rows(store_path, val_rows)
+        return train_frames(fr, val, cfg)
     finally:
         fr.close()
+        if val is not None:
+            val.close()
 
 
 def score_frame_rows(detector: Any, store_path: str | Path, rows: np.ndarray) -> np.ndarray:

@@ -308,3 +308,13 @@ def test_h5_frames_are_read_per_row_not_copied(corpus):
             np.testing.assert_array_equal(fr.get(1), f["frames"][off[5] : off[6]])
     finally:
         fr.close()
+
+
+def test_fit_frames_with_explicit_validation_rows(corpus):
+    from dfdet.frametraining import fit_frames
+
+    _, _, store = corpus
+    r = fit_frames(store, np.arange(16), _cfg(epochs=1, val_split=0.5), seed=0, val_rows=np.arange(16, 24))
+    assert r.data["split"] == "file" and r.data["train"]["rows"] == 16 and r.data["val"]["rows"] == 8
+    none = fit_frames(store, np.arange(16), _cfg(epochs=1, val_split=0.5), seed=0, val_rows=np.zeros(0, int))
+    assert "val" not in none.data and none.threshold == 0.0
