@@ -46,47 +46,13 @@ def _tensors(state: dict[str, Any]) -> dict[str, Any]:
     return {str(k): v.detach().to("cpu").clone().contiguous() for k, v in state.items()}
 
 
-def save_model(
-    path: str | Path,
-    module: nn.Module,
-    *,
-    arch: str,
-    input_dim: int,
-    scaler_mean: np.ndarray,
-    scaler_scale: np.ndarray,
-    arch_config: dict[str, Any] | None = None,
-    threshold: float = 0.0,
-    threshold_source: str = "",
-    recipe: dict[str, Any] | None = None,
-    training: dict[str, Any] | None = None,
-    summary: dict[str, Any] | None = None,
-    data: dict[str, Any] | None = None,
-    initial_state: dict[str, torch.Tensor] | None = None,
-    extra: dict[str, Any] | None = None,
-    frames: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write the model file atomically; returns the saved dict."""
+def save_model(path: str | Path, module: nn.Module, **fields: Any) -> dict[str, Any]:
+    """Write the model file atomically (`fields` as for `model_dict`); returns the saved dict."""
     import torch
 
     from dfdet.atomic import atomic_path
 
-    obj = model_dict(
-        module,
-        arch=arch,
-        input_dim=input_dim,
-        scaler_mean=scaler_mean,
-        scaler_scale=scaler_scale,
-        arch_config=arch_config,
-        threshold=threshold,
-        threshold_source=threshold_source,
-        recipe=recipe,
-        training=training,
-        summary=summary,
-        data=data,
-        initial_state=initial_state,
-        extra=extra,
-        frames=frames,
-    )
+    obj = model_dict(module, **fields)
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return obj
@@ -300,17 +266,21 @@ class Detector:
         """0 bona fide / 1 spoof at the model's validation-chosen threshold."""
         return (self.scores(X) < self.threshold).astype(np.int8)
 
+    def check_recipe(self, recipe: str | None, recipe_hash: str | None, src: str) -> None:
+        """Refuse features made with another recipe than this model's, naming both."""
+        if self.recipe_hash and recipe_hash and recipe_hash != self.recipe_hash:
+            raise DfdetError(
+                f"{src} was featurized with recipe {recipe} (hash {recipe_hash}) but {self.path or 'the model'} "
+                f"expects recipe {self.recipe} (hash {self.recipe_hash})",
+                f"re-featurize the audio with recipe {self.recipe} and its settings (hash {self.recipe_hash}), or "
+                "use a model trained on these features",
+            )
+
     def check_features(self, fs: FeatureSet) -> None:
         """Refuse features this model was not trained on: other recipe (hash) or other dimension."""
         src = fs.source or "features"
         model = self.path or "the model"
-        if self.recipe_hash and fs.recipe_hash and fs.recipe_hash != self.recipe_hash:
-            raise DfdetError(
-                f"{src} was featurized with recipe {fs.recipe} (hash {fs.recipe_hash}) but {model} expects recipe "
-                f"{self.recipe} (hash {self.recipe_hash})",
-                f"re-featurize the audio with recipe {self.recipe} and its settings (hash {self.recipe_hash}), or "
-                "use a model trained on these features",
-            )
+        self.check_recipe(fs.recipe, fs.recipe_hash, src)
         if fs.dim != self.input_dim:
             raise DfdetError(
                 f"{src} has {fs.dim} features per row but {model} expects {self.input_dim}",
@@ -365,17 +335,6 @@ class FrameDetector(Detector):
 
         (m,) = self._mats([X])
         return torch.from_numpy(standardize_frames(m, self.scaler_mean, self.scaler_scale)).to(self.device)
-
-    def check_recipe(self, recipe: str | None, recipe_hash: str | None, src: str) -> None:
-        """Refuse frames made with another recipe, naming both."""
-        model = self.path or "the model"
-        if self.recipe_hash and recipe_hash and recipe_hash != self.recipe_hash:
-            raise DfdetError(
-                f"{src} was featurized with recipe {recipe} (hash {recipe_hash}) but {model} expects recipe "
-                f"{self.recipe} (hash {self.recipe_hash})",
-                f"re-featurize the audio with --recipe {self.recipe} and its settings, or use a model trained on "
-                "these frames",
-            )
 
     def check_features(self, fs: FeatureSet) -> None:
         """Refuse a store of another recipe, or one without frames (a vector store)."""

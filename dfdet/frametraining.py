@@ -29,15 +29,17 @@ from dfdet.jsonio import plain
 from dfdet.models import build_model, model_input
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.training import (
+    EarlyStopping,
     GradTracker,
     TrainConfig,
     TrainResult,
     _eval_metrics,
-    _summarise,
+    epoch_line,
     flush_steps,
     make_loss,
     recalibrate_batchnorm,
     resolve_device,
+    run_summary,
     train_step,
     validation_threshold,
 )
@@ -290,11 +292,9 @@ def train_frames(
         calib = calib.to(device)
 
     history: list[dict[str, Any]] = []
-    best: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch = val_best_epoch = bad_epochs = step = 0
+    stopper = EarlyStopping(cfg.patience)
+    step = 0
     stopped_early = False
-    patience = int(cfg.patience or 0)
     t_start = time.perf_counter()
     train_seconds = train_cpu_seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
@@ -331,52 +331,37 @@ def train_frames(
             if calib is not None:
                 recalibrate_batchnorm(module, calib, cfg.batch_size or None)
             vlog = rows_logits(module, val, mean, scale, length)
-            yv = val.y
-            rec["val_loss"] = float(loss_fn(torch.from_numpy(vlog), torch.from_numpy(yv.astype(np.float64))).item())
-            m = _eval_metrics(vlog, yv)
-            rec["val_auc"], rec["val_eer"], rec["val_acc"] = m["auc"], m["eer"], m["acc_at_0.5"]
-            key = (m["eer"], rec["val_loss"])
-            bad_epochs = 0 if best is None or key[0] < best[0] else bad_epochs + 1
-            if best is None or key < best:
-                best, best_epoch, val_best_epoch = key, epoch, epoch
-                if patience:
-                    best_state = copy.deepcopy(module.state_dict())
+            vloss = loss_fn(torch.from_numpy(vlog), torch.from_numpy(val.y.astype(np.float64))).item()
+            stopper.validate(rec, module, epoch, vlog, val.y, vloss)
         rec["train_seconds"] = t_train
         rec["wall_time"] = time.perf_counter() - t_start
         history.append(rec)
         if log is not None:
-            v = f" val EER {100 * rec['val_eer']:.2f} % AUC {rec['val_auc']:.4f}" if "val_eer" in rec else ""
-            log(f"epoch {epoch}/{cfg.epochs} loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f}{v}")
-        if patience and val is not None and bad_epochs >= patience:
+            log(epoch_line(rec, cfg.epochs))
+        if stopper.should_stop:
             stopped_early = True
             break
 
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    else:
-        best_epoch = history[-1]["epoch"]
+    best_epoch = stopper.restore(module, history[-1]["epoch"])
     recalibrated = False
     if calib is not None:
         recalibrated = recalibrate_batchnorm(module, calib, cfg.batch_size or None)
     module.eval()
 
-    summary = _summarise(history, tracker.layers, val is not None)
-    if not cfg.track_steps:
-        summary["grad_norm"] = None
-        summary["layer_grad_norm_mean"] = {}
-    summary.update(
-        {
-            "best_epoch": best_epoch,
-            "val_best_epoch": val_best_epoch or None,
-            "stopped_early": stopped_early,
-            "bn_recalibrated": recalibrated,
-            "train_seconds": train_seconds,
-            "train_cpu_seconds": train_cpu_seconds,
-            "wall_seconds": time.perf_counter() - t_start,
-        }
+    summary = run_summary(
+        history,
+        tracker,
+        cfg,
+        stopper,
+        best_epoch,
+        stopped_early=stopped_early,
+        recalibrated=recalibrated,
+        train_seconds=train_seconds,
+        train_cpu_seconds=train_cpu_seconds,
+        started=t_start,
+        rows=n,
     )
-    epochs_run = sum(1 for r in history if r["type"] == "epoch")
-    summary["samples_per_second"] = n * epochs_run / train_seconds if train_seconds > 0 else None
+    epochs_run = summary["epochs_run"]
     summary["seconds_per_epoch"] = train_seconds / epochs_run
     if val is not None:
         vscores = -rows_logits(module, val, mean, scale, length)
