@@ -124,8 +124,8 @@ class ScoringDetector:
     def member_scores(self, X: Any) -> np.ndarray:
         """Raw bona-fide-positive score (-logit) of every member: float64 [N, M].
 
-        X: feature rows [N, D] (array or FeatureSet) for vector models, a sequence of N frame matrices [T, D] for
-        frame models."""
+        X: feature rows [N, D] (array or FeatureSet) for vector models; for frame models a sequence of N frame
+        matrices [T, D] or the FeatureSet of a frame store (its frames are read)."""
         if self.input_kind == "frames":
             return self._frame_member_scores(X)
         X = np.asarray(X.X if hasattr(X, "X") and hasattr(X, "y") else X)
@@ -147,6 +147,8 @@ class ScoringDetector:
         return out
 
     def _frame_member_scores(self, mats: Any) -> np.ndarray:
+        if hasattr(mats, "X") and hasattr(mats, "y"):  # a FeatureSet of a frame store: its frames
+            mats = self.store_input(mats)
         mats = list(mats)
         out = np.empty((len(mats), len(self.members)), dtype=np.float64)
         for m, member in enumerate(self.members):

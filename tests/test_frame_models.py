@@ -318,3 +318,23 @@ def test_fit_frames_with_explicit_validation_rows(corpus):
     assert r.data["split"] == "file" and r.data["train"]["rows"] == 16 and r.data["val"]["rows"] == 8
     none = fit_frames(store, np.arange(16), _cfg(epochs=1, val_split=0.5), seed=0, val_rows=np.zeros(0, int))
     assert "val" not in none.data and none.threshold == 0.0
+
+
+def test_calibrate_and_ensemble_accept_a_frame_model(tmp_path, runner, corpus, monkeypatch):
+    _, _, store = corpus
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "m.pt"
+    args = ["train", str(store), "-o", str(model), "--model", "lcnn", "--epochs", "1", "--chunk-frames", str(CHUNK)]
+    assert runner.invoke(cli, [*args, "--val-split", "0"]).exit_code == 0
+    r = runner.invoke(
+        cli, ["calibrate", "--detector", str(model), "--on", str(store), "-o", str(tmp_path / "cal.json")]
+    )
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(cli, ["score", str(tmp_path / "cal.json"), str(store), "-o", str(tmp_path / "s.tsv")])
+    assert r.exit_code == 0, r.stderr
+    m2 = tmp_path / "m2.pt"
+    assert runner.invoke(cli, ["--seed", "7", *args[:3], str(m2), *args[4:], "--val-split", "0"]).exit_code == 0
+    r = runner.invoke(cli, ["ensemble", "--model", str(model), "--model", str(m2), "--on", str(store), "-o", "e.json"])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(cli, ["score", "e.json", str(store), "-o", str(tmp_path / "e.tsv")])
+    assert r.exit_code == 0, r.stderr
