@@ -10,6 +10,8 @@ Layout (a dict of tensors and plain JSON-able values):
   `threshold_source`
 - `training` (the resolved training configuration and optimizer hyperparameters), `summary` (history summary and
   final metrics), `data` (rows and array hashes of the training/validation/test data), `provenance`.
+- frame models only: `frames` {chunk_frames, scoring}; `input_dim` is then the frame dimension and the scaler is per
+  frame dimension (fitted on every training frame).
 """
 
 from __future__ import annotations
@@ -44,8 +46,19 @@ def _tensors(state: dict[str, Any]) -> dict[str, Any]:
     return {str(k): v.detach().to("cpu").clone().contiguous() for k, v in state.items()}
 
 
-def save_model(
-    path: str | Path,
+def save_model(path: str | Path, module: nn.Module, **fields: Any) -> dict[str, Any]:
+    """Write the model file atomically (`fields` as for `model_dict`); returns the saved dict."""
+    import torch
+
+    from dfdet.atomic import atomic_path
+
+    obj = model_dict(module, **fields)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return obj
+
+
+def model_dict(
     module: nn.Module,
     *,
     arch: str,
@@ -61,11 +74,11 @@ def save_model(
     data: dict[str, Any] | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
     extra: dict[str, Any] | None = None,
+    frames: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the model file atomically; returns the saved dict."""
+    """The model file's dict (what `save_model` writes and `load_model` reads), built in memory."""
     import torch
 
-    from dfdet.atomic import atomic_path
     from dfdet.provenance import provenance
 
     mean = np.asarray(scaler_mean, dtype=np.float64).ravel()
@@ -102,20 +115,17 @@ def save_model(
         obj["initial_state"] = _tensors(initial_state)
     if extra:
         obj["extra"] = _plain(extra)
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    if frames is not None:
+        obj["frames"] = _plain(frames)
     return obj
 
 
-def save_result(path: str | Path, result: TrainResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save a `dfdet.training.TrainResult` (what `dfdet train` writes)."""
+def _result_kwargs(result: TrainResult, extra: dict[str, Any] | None) -> dict[str, Any]:
     training = {
         **result.config.to_dict(),
         "optimizer_hparams": result.optimizer_hparams,
     }
-    return save_model(
-        path,
-        result.module,
+    return dict(
         arch=result.arch,
         arch_config=result.arch_config,
         input_dim=result.input_dim,
@@ -129,7 +139,20 @@ def save_result(path: str | Path, result: TrainResult, extra: dict[str, Any] | N
         data=result.data,
         initial_state=result.initial_state,
         extra=extra,
+        frames=result.frames,
     )
+
+
+def save_result(path: str | Path, result: TrainResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save a `dfdet.training.TrainResult` (what `dfdet train` writes)."""
+    return save_model(path, result.module, **_result_kwargs(result, extra))
+
+
+def detector_of(result: TrainResult) -> Detector:
+    """A Detector straight from a TrainResult, without writing a file (e.g. one cross-validation fold)."""
+    obj = model_dict(result.module, **_result_kwargs(result, None))
+    cls = FrameDetector if result.frames is not None else Detector
+    return cls(result.module, obj, "")
 
 
 def read_artifact(path: str | Path) -> dict[str, Any]:
@@ -189,6 +212,8 @@ class Detector:
     convention); `threshold` is on that score scale (score >= threshold -> bona fide).
     """
 
+    input_kind = "vector"  # what logits() reads: feature vectors [N, D] ("frames": FrameDetector)
+
     def __init__(self, module: nn.Module, obj: dict[str, Any], path: str = "") -> None:
         import torch
 
@@ -241,17 +266,21 @@ class Detector:
         """0 bona fide / 1 spoof at the model's validation-chosen threshold."""
         return (self.scores(X) < self.threshold).astype(np.int8)
 
+    def check_recipe(self, recipe: str | None, recipe_hash: str | None, src: str) -> None:
+        """Refuse features made with another recipe than this model's, naming both."""
+        if self.recipe_hash and recipe_hash and recipe_hash != self.recipe_hash:
+            raise DfdetError(
+                f"{src} was featurized with recipe {recipe} (hash {recipe_hash}) but {self.path or 'the model'} "
+                f"expects recipe {self.recipe} (hash {self.recipe_hash})",
+                f"re-featurize the audio with recipe {self.recipe} and its settings (hash {self.recipe_hash}), or "
+                "use a model trained on these features",
+            )
+
     def check_features(self, fs: FeatureSet) -> None:
         """Refuse features this model was not trained on: other recipe (hash) or other dimension."""
         src = fs.source or "features"
         model = self.path or "the model"
-        if self.recipe_hash and fs.recipe_hash and fs.recipe_hash != self.recipe_hash:
-            raise DfdetError(
-                f"{src} was featurized with recipe {fs.recipe} (hash {fs.recipe_hash}) but {model} expects recipe "
-                f"{self.recipe} (hash {self.recipe_hash})",
-                f"re-featurize the audio with recipe {self.recipe} and its settings (hash {self.recipe_hash}), or "
-                "use a model trained on these features",
-            )
+        self.check_recipe(fs.recipe, fs.recipe_hash, src)
         if fs.dim != self.input_dim:
             raise DfdetError(
                 f"{src} has {fs.dim} features per row but {model} expects {self.input_dim}",
@@ -259,11 +288,82 @@ class Detector:
             )
 
 
+class FrameDetector(Detector):
+    """A trained frame model (e.g. `lcnn`): scores whole utterances given as [T, D] frame matrices.
+
+    Each utterance is cut into consecutive chunks of the training length (`dfdet.chunks.utterance_chunks`; shorter
+    ones tiled as in training), every chunk standardised with the per-frame-dimension training scaler, and the
+    utterance's logit is the mean of its chunk logits. `scores(mats)` = -logits as for vector models.
+    """
+
+    input_kind = "frames"
+
+    def __init__(self, module: nn.Module, obj: dict[str, Any], path: str = "") -> None:
+        super().__init__(module, obj, path)
+        frames = obj.get("frames")
+        if not isinstance(frames, dict) or int(frames.get("chunk_frames") or 0) < 1:
+            raise InputError(path or "model", "frame model without its chunk length ('frames')", "re-train it")
+        self.chunk_frames = int(frames["chunk_frames"])
+
+    def _mats(self, mats: Any) -> list[np.ndarray]:
+        out = [np.asarray(m) for m in mats]
+        for m in out:
+            if m.ndim != 2 or m.shape[1] != self.input_dim or len(m) < 1:
+                raise DfdetError(
+                    f"frame matrix of shape {m.shape} but {self.path or 'the model'} expects "
+                    f"[T >= 1, {self.input_dim}]",
+                    f"featurize with the model's frame recipe ({self.recipe or 'unknown'})",
+                )
+        return out
+
+    def logits(self, mats: Any, batch_size: int = 64) -> np.ndarray:  # type: ignore[override]
+        """Spoof logit (float64 [N]) of each utterance in `mats` (a sequence of [T, D] frame matrices)."""
+        from dfdet.chunks import utterance_logits
+
+        return utterance_logits(
+            self.module, self._mats(mats), self.scaler_mean, self.scaler_scale, self.chunk_frames, batch_size
+        )
+
+    def scores(self, mats: Any, batch_size: int = 64) -> np.ndarray:  # type: ignore[override]
+        return -self.logits(mats, batch_size)
+
+    def standardize(self, X: Any) -> torch.Tensor:
+        """One frame matrix [T, D] -> standardised float32 tensor on the model's device."""
+        import torch
+
+        from dfdet.chunks import standardize_frames
+
+        (m,) = self._mats([X])
+        return torch.from_numpy(standardize_frames(m, self.scaler_mean, self.scaler_scale)).to(self.device)
+
+    def check_features(self, fs: FeatureSet) -> None:
+        """Refuse a store of another recipe, or one without frames (a vector store)."""
+        src = fs.source or "features"
+        self.check_recipe(fs.recipe, fs.recipe_hash, src)
+        from dfdet.store import FrameReader
+
+        if not fs.source or not Path(fs.source).is_file():
+            raise DfdetError(f"{src}: frame model {self.arch} needs a frame store file", "pass the .h5 frame store")
+        try:
+            with FrameReader(fs.source) as r:
+                dim = r.dim
+        except InputError as e:
+            raise DfdetError(
+                f"{src} is a vector store (no /frames) but {self.path or 'the model'} ({self.arch}) reads frames",
+                f"featurize the audio with --recipe {self.recipe or 'lfcc'} (a frame recipe), or score the audio",
+            ) from e
+        if dim != self.input_dim:
+            raise DfdetError(
+                f"{src} has {dim} values per frame but {self.path or 'the model'} expects {self.input_dim}",
+                f"featurize with the model's recipe ({self.recipe or 'unknown'})",
+            )
+
+
 def load_model(path: str | Path, device: str = "cpu") -> Detector:
     """Load a model file (no pickle) into a Detector in eval mode on `device`."""
     import torch
 
-    from dfdet.models import build_model
+    from dfdet.models import build_model, model_input
 
     obj = read_artifact(path)
     arch = obj["arch"]
@@ -275,4 +375,5 @@ def load_model(path: str | Path, device: str = "cpu") -> Detector:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     module.to(device).eval()
-    return Detector(module, obj, str(path))
+    cls = FrameDetector if model_input(str(arch["name"])) == "frames" else Detector
+    return cls(module, obj, str(path))

@@ -1,8 +1,9 @@
-"""Model architectures (a registry): every model maps standardised feature vectors [N, D] to SPOOF logits [N].
+"""Model architectures (a registry): every model maps standardised inputs to SPOOF logits [N].
 
-`cnn` is the study's ImprovedCNN layer for layer (same module names, so its published state_dicts load); `linear`
-and `mlp` are the baselines that tell whether the convolution earns its keep. The input dimension always comes from
-the data.
+Two input kinds (`model_input(name)`): `vector` models read feature vectors [N, D] (`cnn` is the study's ImprovedCNN
+layer for layer, same module names, so its published state_dicts load; `linear` and `mlp` are the baselines that tell
+whether the convolution earns its keep); `frames` models read fixed-length chunks of frames [N, T, D] from a frame
+store (`lcnn`, the ASVspoof LFCC-LCNN baseline's max-feature-map CNN). The input dimension always comes from the data.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from dfdet.errors import UsageError
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 MODEL_HELP: dict[str, str] = {}
+MODEL_INPUT: dict[str, str] = {}  # "vector" ([N, D] rows) or "frames" ([N, T, D] chunks of a frame store)
+INPUT_KINDS = ("vector", "frames")
 
 
-def register_model(name: str, help: str = "") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(
+    name: str, help: str = "", input: str = "vector"
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    if input not in INPUT_KINDS:
+        raise ValueError(f"input kind must be one of {INPUT_KINDS}, got {input!r}")
+
     def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         MODELS[name] = factory
         MODEL_HELP[name] = help
+        MODEL_INPUT[name] = input
         return factory
 
     return deco
@@ -109,8 +118,86 @@ def _mlp(input_dim: int, hidden: list[int] | tuple[int, ...] = (256, 128), dropo
     return MLP(input_dim, hidden=hidden, dropout=dropout)
 
 
+class MaxFeatureMap(nn.Module):
+    """Max-feature-map (Wu et al. 2018, LightCNN): split the channels in two halves, keep the elementwise max."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return torch.maximum(a, b)
+
+
+# The LFCC-LCNN baseline's conv stack (Wang & Yamagishi, project-NN-Pytorch-scripts, ASVspoof 2019/2021 LA):
+# (kernel, output channels after MFM, then max-pool 2x2 and/or BatchNorm). Widths are scaled by `width`.
+_LCNN_LAYERS: tuple[tuple[int, int, bool, bool], ...] = (
+    # kernel, MFM channels, pool after, BN after
+    (5, 32, True, False),
+    (1, 32, False, True),
+    (3, 48, True, True),
+    (1, 48, False, True),
+    (3, 64, True, False),
+    (1, 64, False, True),
+    (3, 32, False, True),
+    (1, 32, False, True),
+    (3, 32, True, False),
+)
+
+
+class LCNN(nn.Module):
+    """Light CNN over frames with statistics pooling: [N, T, D] standardised frames -> spoof logits [N].
+
+    The conv stack is the LFCC-LCNN baseline's (9 conv layers with max-feature-map, four 2x2 max-pools, BatchNorm
+    without affine parameters); its channel widths are scaled by `width` (0.5 by default, about 60k parameters, so it
+    trains on a laptop CPU). The reference's BLSTM + average over time is replaced by statistics pooling (mean and
+    standard deviation over time of every channel x frequency cell), then dropout, a max-feature-map hidden layer and
+    one logit. Any T >= 16 works; training and scoring use fixed-length chunks.
+    """
+
+    def __init__(self, input_dim: int, width: float = 0.5, hidden: int = 64, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.input_dim = int(input_dim)
+        if self.input_dim < 16:
+            raise ValueError(f"LCNN needs at least 16 values per frame (four 2x2 poolings), got {self.input_dim}")
+        layers: list[nn.Module] = []
+        cin, freq = 1, self.input_dim
+        for k, c, pool, bn in _LCNN_LAYERS:
+            cout = max(2, int(round(c * float(width))))
+            layers += [nn.Conv2d(cin, 2 * cout, k, padding=k // 2), MaxFeatureMap()]
+            if pool:
+                layers.append(nn.MaxPool2d(2, 2))
+                freq //= 2
+            if bn:
+                layers.append(nn.BatchNorm2d(cout, affine=False))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.pooled_dim = 2 * cin * freq
+        self.dropout = nn.Dropout(float(dropout))
+        self.fc1 = nn.Linear(self.pooled_dim, 2 * int(hidden))
+        self.mfm = MaxFeatureMap()
+        self.fc2 = nn.Linear(int(hidden), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x.unsqueeze(1))  # [N, 1, T, D] -> [N, C, T', F']
+        h = h.permute(0, 2, 1, 3).flatten(2)  # [N, T', C * F']
+        stats = torch.cat([h.mean(dim=1), h.std(dim=1, unbiased=False)], dim=1)
+        return self.fc2(self.mfm(self.fc1(self.dropout(stats)))).squeeze(-1)
+
+
+@register_model(
+    "lcnn", "LFCC-LCNN: max-feature-map CNN over frame chunks, statistics pooling (needs a frame store)", "frames"
+)
+def _lcnn(input_dim: int, width: float = 0.5, hidden: int = 64, dropout: float = 0.5) -> nn.Module:
+    return LCNN(input_dim, width=width, hidden=hidden, dropout=dropout)
+
+
 def model_names() -> list[str]:
     return sorted(MODELS)
+
+
+def model_input(name: str) -> str:
+    """ "vector" or "frames": what the architecture reads (frame models need a frame store)."""
+    if name not in MODELS:
+        raise UsageError(f"unknown model {name!r}", f"choose one of: {', '.join(model_names())}")
+    return MODEL_INPUT[name]
 
 
 def build_model(name: str, input_dim: int, **cfg: Any) -> nn.Module:

@@ -98,6 +98,16 @@ class ScoringDetector:
         self.scale = scale
         self.layers = layers
         self.recipe = _common_recipe(members, self.path)
+        kinds = {getattr(m.detector, "input_kind", "vector") for m in members}
+        if len(kinds) != 1:
+            detail = ", ".join(f"{m.name}: {getattr(m.detector, 'input_kind', 'vector')}" for m in members)
+            raise DfdetError(
+                f"{self.path}: members read different inputs ({detail})",
+                "ensemble models that read the same input (all frame models or all vector models)",
+            )
+        self.input_kind = kinds.pop()  # "vector": feature rows [N, D]; "frames": a sequence of [T, D] matrices
+        chunks = {getattr(m.detector, "chunk_frames", None) for m in members}
+        self.chunk_frames = chunks.pop() if len(chunks) == 1 else None
         dims = {m.detector.input_dim for m in members}
         if len(dims) != 1:
             detail = ", ".join(f"{m.name}: {m.detector.input_dim}" for m in members)
@@ -112,7 +122,12 @@ class ScoringDetector:
         return [m.name for m in self.members]
 
     def member_scores(self, X: Any) -> np.ndarray:
-        """Raw bona-fide-positive score (-logit) of every member: float64 [N, M]."""
+        """Raw bona-fide-positive score (-logit) of every member: float64 [N, M].
+
+        X: feature rows [N, D] (array or FeatureSet) for vector models; for frame models a sequence of N frame
+        matrices [T, D] or the FeatureSet of a frame store (its frames are read)."""
+        if self.input_kind == "frames":
+            return self._frame_member_scores(X)
         X = np.asarray(X.X if hasattr(X, "X") and hasattr(X, "y") else X)
         if X.ndim == 1:
             X = X[None, :]
@@ -130,6 +145,47 @@ class ScoringDetector:
                 for m, member in enumerate(self.members):
                     out[start : start + len(block), m] = member.detector.scores(block)
         return out
+
+    def _frame_member_scores(self, mats: Any) -> np.ndarray:
+        if hasattr(mats, "X") and hasattr(mats, "y"):  # a FeatureSet of a frame store: its frames
+            mats = self.store_input(mats)
+        mats = list(mats)
+        out = np.empty((len(mats), len(self.members)), dtype=np.float64)
+        for m, member in enumerate(self.members):
+            out[:, m] = member.detector.scores(mats) if mats else np.zeros(0)
+        return out
+
+    def dummy_input(self) -> Any:
+        """One all-zero input of the kind this detector reads (warm-up)."""
+        if self.input_kind == "frames":
+            return [np.zeros((1, self.input_dim), dtype=np.float32)]
+        return np.zeros((1, self.input_dim), dtype=np.float32)
+
+    def input_of(self, value: Any, rec: Recipe) -> Any:
+        """One utterance's features as the featurize engine extracted them -> this detector's input for it.
+
+        A frame recipe gives [T, D] frames (possibly flattened): a frame model reads them as float32 (as a frame
+        store keeps them); a vector model reads their per-dimension mean and std in the frame store's /features
+        layout, so it scores audio as it scored the store. A vector recipe gives one row.
+        """
+        if not getattr(rec, "frames", False):
+            return np.asarray(value, dtype=np.float32)[None, :]
+        d = len(rec.feature_names)
+        m = np.asarray(value, dtype=np.float64).reshape(-1, d)
+        if self.input_kind == "frames":
+            return [m.astype(np.float32)]
+        from dfdet.store import frame_stat_layout
+
+        order, _, _ = frame_stat_layout(list(rec.feature_names), list(rec.groups))
+        mean = m.mean(axis=0)
+        std = np.sqrt(((m - mean) ** 2).mean(axis=0))
+        return np.concatenate([mean, std])[order].astype(np.float32)[None, :]
+
+    def store_input(self, fs: FeatureSet) -> Any:
+        """What a feature store gives this detector: its /features rows, or its frames read row by row (lazily)."""
+        if self.input_kind != "frames":
+            return fs.X
+        return _StoreFrames(fs.source, len(fs))
 
     def combine(self, S: np.ndarray) -> np.ndarray:
         """Member-score matrix [N, M] -> final score [N] (identity, fusion and/or calibration)."""
@@ -213,6 +269,25 @@ class ScoringDetector:
             f"{self.kind} {self.path}: {len(self.members)} member(s) [{names}], recipe {self.recipe}, "
             f"score = {self.scale}, threshold {self.threshold:g} ({self.threshold_source})"
         )
+
+
+class _StoreFrames:
+    """The frame matrices of a frame store's rows, in row order, read one at a time (bounded memory)."""
+
+    def __init__(self, path: str, n: int) -> None:
+        self.path, self.n = path, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        from dfdet.store import FrameReader
+
+        with FrameReader(self.path) as r:
+            if len(r) != self.n:
+                raise DfdetError(f"{self.path}: {len(r)} frame rows for {self.n} store rows", "featurize it again")
+            for i in range(len(r)):
+                yield r.read(i)
 
 
 def _common_recipe(members: list[Member], where: str) -> RecipeRef:
@@ -401,7 +476,10 @@ def score_store(
     left out and listed (also appended to `failures` when given).
     """
     detector.check_features(fs)
-    out = detector.score_features(fs.X)
+    # Frame models forward one utterance at a time, as for audio: one torch thread gains nothing there and keeps the
+    # arithmetic the audio path's (score contract).
+    with _torch_threads(1 if detector.input_kind == "frames" else None):
+        out = detector.score_features(detector.store_input(fs))
     score = out["score"]
     skipped: list[dict[str, str]] = []
     duration = np.asarray(fs.duration, dtype=np.float64) if fs.duration is not None else np.full(len(fs), np.nan)
@@ -634,7 +712,7 @@ def score_audio_stream(
         lazy = not isinstance(inputs, (list, tuple))
     if lazy:
         # Set up now, not on the first next(): the first streamed row must not wait for lazy imports and tables.
-        detector.combine(detector.member_scores(np.zeros((1, detector.input_dim), dtype=np.float32)))
+        detector.combine(detector.member_scores(detector.dummy_input()))
         from dfdet.featurize import warm_up
 
         warm_up(rec)
@@ -670,7 +748,7 @@ def _score_audio(
             if why is not None:  # in input order, like every other bad input
                 bad(u.path, str(why), u.utt_id, caveats.too_short_fix(min_seconds))
                 continue
-            out = detector.score_features(np.asarray(v, dtype=np.float32)[None, :])
+            out = detector.score_features(detector.input_of(v, rec))
             s = float(out["score"][0])
             if not np.isfinite(s):
                 bad(u.path, "score is not finite", u.utt_id)

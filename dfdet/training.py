@@ -34,7 +34,7 @@ from torch import nn
 
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.jsonio import plain
-from dfdet.models import build_model
+from dfdet.models import build_model, model_input
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.store import FeatureSet
 
@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 42
     track_steps: bool = True  # per-step loss and gradient norms in the history
     adversarial: str | None = None  # fgsm:EPS | pgd:EPS[:STEPS] | pgd-l2:EPS — adversarial rows mixed into each batch
+    chunk_frames: int = 400  # frame models: frames per training chunk (4 s at a 10 ms shift); also the scoring chunk
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -133,6 +134,7 @@ class TrainResult:
     data: dict[str, Any]
     recipe: dict[str, Any]
     initial_state: dict[str, torch.Tensor]
+    frames: dict[str, Any] | None = None  # frame models: {"chunk_frames", "scoring"} (None for vector models)
 
 
 # --------------------------------------------------------------------------------------------------- losses
@@ -322,6 +324,66 @@ class GradTracker:
         return losses, total, layer
 
 
+def train_step(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Any,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    tracker: GradTracker,
+    track_steps: bool,
+    bns: list[nn.Module],
+    closure_needed: bool,
+) -> torch.Tensor:
+    """One optimisation step on a batch (SAM's second pass through a closure); returns the detached logits."""
+    optimizer.zero_grad(set_to_none=True)
+    out = module(xb)
+    loss = loss_fn(out, yb)
+    loss.backward()
+    if track_steps:
+        tracker.record(loss)
+    else:
+        tracker.losses.append(loss.detach())
+    if closure_needed:
+
+        def closure(xb=xb, yb=yb):
+            optimizer.zero_grad(set_to_none=True)
+            moms = [m.momentum for m in bns]
+            for m in bns:  # the ascent pass must not move BN running statistics
+                m.momentum = 0.0
+            second = loss_fn(module(xb), yb)
+            second.backward()
+            for m, mom in zip(bns, moms, strict=True):
+                m.momentum = mom
+            return second
+
+        optimizer.step(closure)
+    else:
+        optimizer.step()
+    return out.detach()
+
+
+def flush_steps(
+    tracker: GradTracker, history: list[dict[str, Any]], epoch: int, step: int, lr: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Append the epoch's per-step records (loss, gradient norms, lr) to `history`; returns tracker.flush()."""
+    losses, gnorm, lnorm = tracker.flush()
+    first_step = step - len(losses)
+    for i in range(len(losses)):
+        history.append(
+            {
+                "type": "step",
+                "epoch": epoch,
+                "step": first_step + i + 1,
+                "loss": float(losses[i]),
+                "grad_norm": float(gnorm[i]),
+                "layer_grad_norms": {name: float(lnorm[i, j]) for j, name in enumerate(tracker.layers)},
+                "lr": lr,
+            }
+        )
+    return losses, gnorm, lnorm
+
+
 # --------------------------------------------------------------------------------------------------- training
 def _scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit a StandardScaler on training rows (what the study did); returns (X_scaled float32, mean, scale)."""
@@ -386,6 +448,84 @@ def _summarise(history: list[dict[str, Any]], layers: list[str], has_val: bool) 
     return out
 
 
+class EarlyStopping:
+    """Epoch choice on validation: best = lowest validation EER, ties broken by validation loss; patience counts
+    epochs without a strictly lower EER, so a long plateau of equal EERs ends the run."""
+
+    def __init__(self, patience: int | None) -> None:
+        self.patience = int(patience or 0)
+        self.best: tuple[float, float] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+
+    def validate(
+        self, rec: dict[str, Any], module: nn.Module, epoch: int, logits: np.ndarray, y: np.ndarray, loss: float
+    ) -> None:
+        """Add validation loss, AUC, EER and accuracy to the epoch record `rec`; keep the best weights so far."""
+        m = _eval_metrics(logits, y)
+        rec["val_loss"] = float(loss)
+        rec["val_auc"], rec["val_eer"], rec["val_acc"] = m["auc"], m["eer"], m["acc_at_0.5"]
+        key = (m["eer"], rec["val_loss"])
+        self.bad_epochs = 0 if self.best is None or key[0] < self.best[0] else self.bad_epochs + 1
+        if self.best is None or key < self.best:
+            self.best, self.best_epoch = key, epoch
+            if self.patience:
+                self.best_state = copy.deepcopy(module.state_dict())
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(self.patience) and self.best is not None and self.bad_epochs >= self.patience
+
+    def restore(self, module: nn.Module, last_epoch: int) -> int:
+        """Load the best weights (when kept); returns the epoch whose weights the model keeps."""
+        if self.best_state is None:
+            return last_epoch
+        module.load_state_dict(self.best_state)
+        return self.best_epoch
+
+
+def epoch_line(rec: dict[str, Any], epochs: int) -> str:
+    """The `-v` line of one epoch record."""
+    val = f" val EER {100 * rec['val_eer']:.2f} % AUC {rec['val_auc']:.4f}" if "val_eer" in rec else ""
+    return f"epoch {rec['epoch']}/{epochs} loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f}{val}"
+
+
+def run_summary(
+    history: list[dict[str, Any]],
+    tracker: GradTracker,
+    cfg: TrainConfig,
+    stopper: EarlyStopping,
+    best_epoch: int,
+    *,
+    stopped_early: bool,
+    recalibrated: bool,
+    train_seconds: float,
+    train_cpu_seconds: float,
+    started: float,
+    rows: int,
+) -> dict[str, Any]:
+    """The history summary every trainer records: gradient norms, convergence, epochs, timings."""
+    summary = _summarise(history, tracker.layers, stopper.best is not None)
+    if not cfg.track_steps:
+        summary["grad_norm"] = None
+        summary["layer_grad_norm_mean"] = {}
+    summary.update(
+        {
+            "best_epoch": best_epoch,  # the epoch whose weights the model keeps
+            "val_best_epoch": stopper.best_epoch or None,  # lowest validation EER (ties: loss), if validated
+            "stopped_early": stopped_early,
+            "bn_recalibrated": recalibrated,
+            "train_seconds": train_seconds,  # wall time of the training passes (tracking included, validation not)
+            "train_cpu_seconds": train_cpu_seconds,  # process CPU time of the same (robust on a shared machine)
+            "wall_seconds": time.perf_counter() - started,
+        }
+    )
+    samples_seen = rows * sum(1 for r in history if r["type"] == "epoch")
+    summary["samples_per_second"] = samples_seen / train_seconds if train_seconds > 0 else None
+    return summary
+
+
 def train_model(
     train_fs: FeatureSet,
     val_fs: FeatureSet | None = None,
@@ -412,6 +552,11 @@ def train_model(
     from dfdet.seeding import seed_everything
     from dfdet.splitting import train_val_indices
 
+    if model_input(cfg.model) != "vector":
+        raise UsageError(
+            f"model {cfg.model!r} reads frame chunks, not feature vectors",
+            "train it on a frame store (dfdet featurize --recipe lfcc; dfdet.frametraining.train_frames)",
+        )
     check_trainable(train_fs, "training")
     if val_fs is not None:
         check_trainable(val_fs, "validation")
@@ -467,15 +612,11 @@ def train_model(
     calib_rows = torch.from_numpy(calib).to(device)
 
     history: list[dict[str, Any]] = []
-    best: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch = val_best_epoch = 0
-    bad_epochs = 0
+    stopper = EarlyStopping(cfg.patience)
     stopped_early = False
     t_start = time.perf_counter()
     train_seconds = 0.0
     step = 0
-    patience = int(cfg.patience or 0)
     train_cpu_seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -492,48 +633,12 @@ def train_model(
                 xb, yb = X_t[idx], y_t[idx]
             if adv is not None:
                 xb, yb = adversarial_batch(module, xb, yb, adv, seed=cfg.seed + step)
-            optimizer.zero_grad(set_to_none=True)
-            out = module(xb)
-            loss = loss_fn(out, yb)
-            loss.backward()
-            if cfg.track_steps:
-                tracker.record(loss)
-            else:
-                tracker.losses.append(loss.detach())
-            correct += ((out.detach() > 0) == (yb > 0.5)).sum()
-            if closure_needed:
-
-                def closure(xb=xb, yb=yb):
-                    optimizer.zero_grad(set_to_none=True)
-                    moms = [m.momentum for m in bns]
-                    for m in bns:  # the ascent pass must not move BN running statistics
-                        m.momentum = 0.0
-                    second = loss_fn(module(xb), yb)
-                    second.backward()
-                    for m, mom in zip(bns, moms, strict=True):
-                        m.momentum = mom
-                    return second
-
-                optimizer.step(closure)
-            else:
-                optimizer.step()
+            out = train_step(module, optimizer, loss_fn, xb, yb, tracker, cfg.track_steps, bns, closure_needed)
+            correct += ((out > 0) == (yb > 0.5)).sum()
             step += 1
         if scheduler is not None:
             scheduler.step()
-        losses, gnorm, lnorm = tracker.flush()
-        first_step = step - len(losses)
-        for i in range(len(losses)):
-            history.append(
-                {
-                    "type": "step",
-                    "epoch": epoch,
-                    "step": first_step + i + 1,
-                    "loss": float(losses[i]),
-                    "grad_norm": float(gnorm[i]),
-                    "layer_grad_norms": {name: float(lnorm[i, j]) for j, name in enumerate(tracker.layers)},
-                    "lr": lr,
-                }
-            )
+        losses, gnorm, lnorm = flush_steps(tracker, history, epoch, step, lr)
         t_train = time.perf_counter() - t0
         train_seconds += t_train
         train_cpu_seconds += time.process_time() - c0
@@ -551,53 +656,35 @@ def train_model(
                 # Validate the model as it will be deployed (BN statistics re-estimated), on a fixed training subset.
                 recalibrate_batchnorm(module, X_t[calib_rows], cfg.batch_size or None)
             vlog = predict_logits(module, Xv_t)
-            rec["val_loss"] = float(loss_fn(vlog, yv_t).item())
-            m = _eval_metrics(vlog.cpu().numpy(), yv)
-            rec["val_auc"], rec["val_eer"], rec["val_acc"] = m["auc"], m["eer"], m["acc_at_0.5"]
-            # Best = lowest validation EER, ties broken by validation loss; patience counts epochs without a
-            # strictly lower EER, so a long plateau of equal EERs ends the run.
-            key = (m["eer"], rec["val_loss"])
-            bad_epochs = 0 if best is None or key[0] < best[0] else bad_epochs + 1
-            if best is None or key < best:
-                best, best_epoch, val_best_epoch = key, epoch, epoch
-                if patience:
-                    best_state = copy.deepcopy(module.state_dict())
+            stopper.validate(rec, module, epoch, vlog.cpu().numpy(), yv, loss_fn(vlog, yv_t).item())
         rec["train_seconds"] = t_train
         rec["wall_time"] = time.perf_counter() - t_start
         history.append(rec)
         if log is not None:
-            val = f" val EER {100 * rec['val_eer']:.2f} % AUC {rec['val_auc']:.4f}" if "val_eer" in rec else ""
-            log(f"epoch {epoch}/{cfg.epochs} loss {rec['train_loss']:.4f} acc {rec['train_acc']:.3f}{val}")
-        if patience and Xv_t is not None and bad_epochs >= patience:
+            log(epoch_line(rec, cfg.epochs))
+        if stopper.should_stop:
             stopped_early = True
             break
 
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    else:
-        best_epoch = history[-1]["epoch"]
+    best_epoch = stopper.restore(module, history[-1]["epoch"])
     recalibrated = False
     if cfg.bn_recalibrate:
         recalibrated = recalibrate_batchnorm(module, X_t, cfg.batch_size or None)
     module.eval()
 
-    summary = _summarise(history, tracker.layers, Xv_t is not None)
-    if not cfg.track_steps:
-        summary["grad_norm"] = None
-        summary["layer_grad_norm_mean"] = {}
-    summary.update(
-        {
-            "best_epoch": best_epoch,  # the epoch whose weights the model keeps
-            "val_best_epoch": val_best_epoch or None,  # lowest validation EER (ties: loss), if validated
-            "stopped_early": stopped_early,
-            "bn_recalibrated": recalibrated,
-            "train_seconds": train_seconds,  # wall time of the training passes (tracking included, validation not)
-            "train_cpu_seconds": train_cpu_seconds,  # process CPU time of the same (robust on a shared machine)
-            "wall_seconds": time.perf_counter() - t_start,
-        }
+    summary = run_summary(
+        history,
+        tracker,
+        cfg,
+        stopper,
+        best_epoch,
+        stopped_early=stopped_early,
+        recalibrated=recalibrated,
+        train_seconds=train_seconds,
+        train_cpu_seconds=train_cpu_seconds,
+        started=t_start,
+        rows=n,
     )
-    samples_seen = n * sum(1 for r in history if r["type"] == "epoch")
-    summary["samples_per_second"] = samples_seen / train_seconds if train_seconds > 0 else None
     final_train = _eval_metrics(predict_logits(module, X_t).cpu().numpy(), y_np)
     summary["train"] = final_train
     if Xv_t is not None:

@@ -30,7 +30,7 @@ def _detector_table(detector: str, on: str):
     fs = load_features(on)
     det = load_detector(detector)
     det.check_features(fs)
-    raw = det.score_features(fs.X)["score"]
+    raw = det.score_features(fs)["score"]  # a FeatureSet: frame models read its frames
     return ScoreTable(fs.utt_id, raw, label=fs.y, source=f"{Path(detector).name} on {Path(on).name}")
 
 

@@ -13,7 +13,8 @@ from dfdet.errors import UsageError
 
 # Static so `dfdet --help` never imports torch; the registries in dfdet.models / dfdet.optimizers are the truth and
 # tests check these lists against them.
-MODEL_CHOICES = ["cnn", "linear", "mlp"]
+MODEL_CHOICES = ["cnn", "lcnn", "linear", "mlp"]
+FRAME_MODELS = ["lcnn"]  # read frame chunks: they need a frame store (dfdet featurize --recipe lfcc)
 OPTIMIZER_CHOICES = ["sgd", "adam", "adamw", "rmsprop", "sam"]
 
 
@@ -48,7 +49,20 @@ def _batch_size(ctx: click.Context, param: click.Parameter, value: str | None) -
     type=click.Path(dir_okay=False),
     help="Held-out store scored once at the end and reported in the model's summary; never used for any choice.",
 )
-@click.option("--model", type=click.Choice(MODEL_CHOICES), default="cnn", show_default=True, help="Architecture.")
+@click.option(
+    "--model",
+    type=click.Choice(MODEL_CHOICES),
+    default="cnn",
+    show_default=True,
+    help="Architecture. lcnn reads frames: it needs a frame store (featurize --recipe lfcc); the others read "
+    "feature vectors (on a frame store: its per-utterance frame mean and std).",
+)
+@click.option(
+    "--chunk-frames",
+    type=click.IntRange(16),
+    default=None,
+    help="Frame models: frames per random training chunk, also the scoring chunk (default 400 = 4 s of lfcc).",
+)
 @click.option("--optimizer", type=click.Choice(OPTIMIZER_CHOICES), default="adamw", show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate (default: the optimizer's for the protocol).")
 @click.option("--weight-decay", type=float, default=None, help="Weight decay (default: the optimizer's).")
@@ -96,6 +110,7 @@ def train(
     val_split: float | None,
     test_path: str | None,
     model: str,
+    chunk_frames: int | None,
     optimizer: str,
     lr: float | None,
     weight_decay: float | None,
@@ -115,6 +130,10 @@ def train(
     as_json: bool,
 ) -> None:
     """Train a detector on FEATS (HDF5 store from `dfdet featurize`, or the study's .npz) and write MODEL.pt.
+
+    Frame models (--model lcnn) train on a frame store (featurize --recipe lfcc): one random --chunk-frames chunk
+    per utterance and epoch (shorter clips tiled), frames standardised per dimension with training statistics; they
+    score whole utterances as the mean of consecutive chunk logits.
 
     Validation data (--val FILE, or a --val-split hold-out) chooses the epoch (early stopping on EER, best weights
     restored) and the decision threshold: the validation EER operating point, stored in the model on the
@@ -142,10 +161,11 @@ def train(
         from dfdet.attacks import parse_adversarial
 
         parse_adversarial(adversarial)  # a malformed spec fails before any data is read
+    if chunk_frames is not None and model not in FRAME_MODELS:
+        raise UsageError(f"--chunk-frames applies only to frame models ({', '.join(FRAME_MODELS)})", "drop it")
+    if adversarial and model in FRAME_MODELS:
+        raise UsageError(f"--adversarial is not available for frame model {model}", "drop --adversarial")
     t0 = time.perf_counter()
-    train_fs = load_features(feats)
-    val_fs = load_features(val_path) if val_path else None
-    test_fs = load_features(test_path) if test_path else None
     overrides = {
         k: v
         for k, v in {
@@ -171,9 +191,18 @@ def train(
         adversarial=adversarial,
         device=device,
         seed=settings.seed,
+        chunk_frames=chunk_frames,
     )
     console.verbose(f"train: configuration {json.dumps(cfg.to_dict(), sort_keys=True)}")
-    result = train_model(train_fs, val_fs, cfg, test_fs=test_fs, log=console.verbose)
+    if model in FRAME_MODELS:
+        from dfdet.frametraining import train_frame_stores
+
+        result = train_frame_stores(feats, cfg, val_path, test_path, log=console.verbose)
+    else:
+        train_fs = load_features(feats)
+        val_fs = load_features(val_path) if val_path else None
+        test_fs = load_features(test_path) if test_path else None
+        result = train_model(train_fs, val_fs, cfg, test_fs=test_fs, log=console.verbose)
     if not no_history:
         hist = history_path or history_path_for(output)
         write_history(hist, result.history)
