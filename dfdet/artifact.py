@@ -107,8 +107,11 @@ def save_model(
     return obj
 
 
-def save_result(path: str | Path, result: TrainResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save a `dfdet.training.TrainResult` (what `dfdet train` writes)."""
+def save_result(
+    path: str | Path, result: TrainResult, extra: dict[str, Any] | None = None, initial_state: bool = True
+) -> dict[str, Any]:
+    """Save a `dfdet.training.TrainResult` (what `dfdet train` writes); `initial_state=False` leaves the pre-training
+    weights out (shipped models: half the size)."""
     training = {
         **result.config.to_dict(),
         "optimizer_hparams": result.optimizer_hparams,
@@ -127,7 +130,7 @@ def save_result(path: str | Path, result: TrainResult, extra: dict[str, Any] | N
         training=training,
         summary=result.summary,
         data=result.data,
-        initial_state=result.initial_state,
+        initial_state=result.initial_state if initial_state else None,
         extra=extra,
     )
 
