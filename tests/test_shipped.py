@@ -69,7 +69,7 @@ def test_card_headline_is_the_measured_figure():
     """detector.json's headline is eval.json's number for the main artifact, not a hand-typed one."""
     card = json.loads((FOLDER / CARD).read_text())
     ev = json.loads((FOLDER / "eval.json").read_text())
-    pooled = {r["system"]: r for r in ev["results"] if r.get("group", "pooled") == "pooled"}
+    pooled = {r["name"]: r for r in ev["results"] if r["group"] is None}
     h = card["headline"]
     assert pooled[h["system"]][h["metric"]] == pytest.approx(h["value"], abs=5e-5)
     assert (FOLDER / card["card"]).is_file() and (FOLDER / card["detector"]).is_file()
@@ -151,13 +151,33 @@ def test_the_detector_rule(clips, with_default, tmp_path, monkeypatch):
     assert resolve("missing.pt") == "missing.pt"  # loading it then says "no such detector file"
 
 
-def test_app_without_models_serves_the_shipped_root(monkeypatch):
-    from dfdet.app import page_args
+def test_app_without_models_serves_the_shipped_detectors(runner, monkeypatch, tmp_path):
+    """`dfdet app` alone serves the shipped root; the real page then gives an upload the ensemble's verdict."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    import dfdet.app
+    from tests.test_app import PAGE, cli_rows, decisions, upload
 
     monkeypatch.delenv("DFDET_MODELS", raising=False)
-    root = shipped_root()
-    assert (root / NAME / CARD).is_file()
-    assert page_args(str(root), None)[:2] == ["--models", str(root)]
+    seen = {}
+    monkeypatch.setattr(dfdet.app, "serve", lambda cmd, url, open_browser=True: seen.update(cmd=cmd) or 0)
+    r = runner.invoke(cli, ["app", "--no-browser", "--port", "8599"])
+    assert r.exit_code == 0, r.stderr
+    after = seen["cmd"][seen["cmd"].index("--") + 1 :]
+    assert after[:2] == ["--models", str(shipped_root())] and (shipped_root() / NAME / CARD).is_file()
+
+    monkeypatch.setenv("DFDET_APP_MODELS", after[1])
+    monkeypatch.delenv("DFDET_APP_DETECTOR", raising=False)
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    clip = write_audio(tmp_path / "clip.wav", spoof_signal(16000, 2.0, seed=5), 16000)
+    upload(at, [("clip.wav", clip.read_bytes())])
+    want = runner.invoke(cli, ["score", "--detector", NAME, str(clip)])
+    assert want.exit_code == 0, want.stderr
+    assert at.selectbox(key="operating_point").value.endswith("ensemble.json")
+    assert decisions(at) == [cli_rows(want.stdout)["clip"][4]]
 
 
 # --------------------------------------------------------------------------------------------------- packaging
@@ -180,6 +200,20 @@ def test_wheel_carries_the_shipped_detectors(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in artifact_files(FOLDER) + [FOLDER / CARD, FOLDER / "MODEL_CARD.md"]:
         assert f"dfdet/_shipped/{NAME}/{f.name}" in names
+    # the unpacked wheel, away from the checkout, finds and scores with its packaged detector
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    write_audio(tmp_path / "clip.wav", bona_signal(16000, 2.0, seed=3), 16000)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("DFDET_MODELS", None)
+    run = [sys.executable, "-m", "dfdet", "-q"]
+    listed = subprocess.run([*run, "models"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line.split("\t") for line in listed.stdout.splitlines() if line.startswith(NAME)]
+    assert Path(row[5]) == site / "dfdet" / "_shipped" / NAME / "ensemble.json"
+    scored = subprocess.run([*run, "score", NAME, "clip.wav"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.splitlines()[1].split("\t")[0] == "clip"
 
 
 # --------------------------------------------------------------------------------------------------- rebuild
