@@ -305,4 +305,4 @@ clean-demo:
 	rm -rf $(D) $(REPORT)
 
 clean: clean-demo
-	rm -rf $(S) $(R)
+	rm -rf $(S) $(R) $(MW)
