@@ -217,6 +217,27 @@ def test_wheel_carries_the_shipped_detectors(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------- rebuild
+def test_fingerprint_ignores_provenance_but_not_one_weight_bit(tmp_path):
+    import numpy as np
+    import torch
+
+    obj = torch.load(FOLDER / "sgd.pt", map_location="cpu", weights_only=True)
+    obj["provenance"]["time"], obj["provenance"]["argv"] = "2000-01-01T00:00:00+00:00", ["elsewhere"]
+    obj["data"]["train"]["source"] = "/another/work/dir/fit.h5"
+    obj["summary"]["train_seconds"] = 1.0
+    torch.save(obj, tmp_path / "sgd.pt")
+    assert fingerprint(tmp_path / "sgd.pt") == fingerprint(FOLDER / "sgd.pt")
+    w = next(v for v in obj["state_dict"].values() if v.dtype == torch.float32)
+    flat = w.view(-1)
+    flat[0] = torch.from_numpy(np.nextafter(flat[:1].numpy(), np.float32(np.inf)))
+    torch.save(obj, tmp_path / "sgd.pt")
+    assert fingerprint(tmp_path / "sgd.pt") != fingerprint(FOLDER / "sgd.pt")
+    doc = json.loads((FOLDER / "sgd.cal.json").read_text())
+    doc["threshold"]["value"] += 1e-12
+    (tmp_path / "sgd.cal.json").write_text(json.dumps(doc))
+    assert fingerprint(tmp_path / "sgd.cal.json") != fingerprint(FOLDER / "sgd.cal.json")
+
+
 @pytest.mark.slow
 def test_make_models_rebuilds_the_committed_folder(tmp_path):
     """`make models` into a temporary dir: every weight, threshold, calibration, fusion and metric is identical."""
