@@ -3,6 +3,7 @@
 #   make test                         the test suite (what CI runs)
 #   make seed-study SEED154=...npz    the study on the original 3000x154 feature matrix, both protocols
 #   make reproduce ASVSPOOF=/path/LA ITW=/path/release_in_the_wild    the study on the real corpora
+#   make models SHARED=../shared      rebuild the shipped detectors in models/ (bit for bit, one torch thread)
 .DELETE_ON_ERROR:
 # Every artifact is kept (pattern-rule outputs would otherwise be deleted as intermediates).
 .SECONDARY:
@@ -22,7 +23,7 @@ OPT_NAMES := sgd,adam,adamw,rmsprop,sam
 EPS := 0,0.05,0.1,0.15,0.2
 CV ?= 5
 
-.PHONY: all venv test lock lint bench demo seed-study reproduce app clean clean-demo
+.PHONY: all venv test lock lint bench demo seed-study reproduce models app clean clean-demo
 
 all: demo
 
@@ -250,8 +251,58 @@ $(RREPORT)/index.html: $(R_SCORES) $(foreach o,$(OPTIMIZERS),$(R)/cal/$(o).json)
 reproduce: $(RREPORT)/index.html
 	@echo "report: $(abspath $(RREPORT)/index.html)"
 
+# ---------------------------------------------------------------------------------------------------------------
+# The shipped detectors: models/NAME/ (committed, and package data of the wheel), rebuilt from the shared data by
+#   make models SHARED=../shared
+# One torch/BLAS thread, fixed seeds: the same dfdet, torch and numpy rebuild every weight, threshold, calibration,
+# ensemble and evaluation bit for bit; only each artifact's `provenance` record (time, argv, host) and the paths of
+# the intermediate stores under MW differ (dfdet.shipped.fingerprint leaves exactly those out; tests/test_shipped.py
+# rebuilds into a temporary MODELS_OUT and compares). detector.json and MODEL_CARD.md are written by hand.
+MODELS_OUT ?= models
+MW ?= build/models
+SHIP = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(DFDET)
+
+# models/default/: the real-audio default detector. Its recipe (featurize ../shared/data/realspeech, train, calibrate)
+# goes here; until it exists `make models` builds only the lab-domain folder below.
+#### DEFAULT MODEL RECIPE: to be added (issue 12, item 1) ####
+SHIPPED_DEFAULT :=
+
+# models/seed154-asvspoof2019la/: the study's CNNs on the shared 3000x154 ASVspoof 2019 LA matrix, default protocol.
+# The study's 80/20 split (its 600-clip test part is never used for a choice); the training part split again 75/25
+# into fit (weights) and dev (early stopping, thresholds, calibrations, ensemble fusion).
+M154 = $(MODELS_OUT)/seed154-asvspoof2019la
+MW154 = $(MW)/seed154
+$(MW154)/train.h5 $(MW154)/test.h5 &: $(SEED154) | venv
+	$(SHIP) split $(SEED154) --sklearn-compatible --parts train=0.8,test=0.2 -o $(MW154)
+$(MW154)/fit.h5 $(MW154)/dev.h5 &: $(MW154)/train.h5
+	$(SHIP) split $< --parts fit=0.75,dev=0.25 -o $(MW154)
+$(M154)/%.pt: $(MW154)/fit.h5 $(MW154)/dev.h5 $(MW154)/test.h5
+	$(SHIP) train $< --val $(MW154)/dev.h5 --test $(MW154)/test.h5 --optimizer $* --no-history --no-initial-state -o $@
+$(M154)/%.cal.json: $(M154)/%.pt $(MW154)/dev.h5
+	$(SHIP) calibrate --detector $< --on $(MW154)/dev.h5 --threshold eer -o $@
+M154_MODELS = $(foreach o,$(OPTIMIZERS),$(M154)/$(o).pt)
+$(M154)/ensemble.json: $$(M154_MODELS) $(MW154)/dev.h5
+	$(SHIP) ensemble $(foreach m,$(M154_MODELS),--model $(m)) --on $(MW154)/dev.h5 --names $(OPT_NAMES) \
+		--method auc2 --cv $(CV) -o $@
+$(MW154)/scores/%.tsv: $(M154)/%.pt $(MW154)/test.h5
+	$(SHIP) score $^ -o $@
+$(MW154)/scores/%.cal.tsv: $(M154)/%.cal.json $(MW154)/test.h5
+	$(SHIP) score $^ -o $@
+$(MW154)/scores/ensemble.tsv: $(M154)/ensemble.json $(MW154)/test.h5
+	$(SHIP) score $^ -o $@
+# In-domain figures on the 600 test clips (the card quotes them).
+M154_SCORES = $(foreach o,$(OPTIMIZERS),$(MW154)/scores/$(o).tsv $(MW154)/scores/$(o).cal.tsv) \
+	$(MW154)/scores/ensemble.tsv
+$(M154)/eval.json: $(M154_SCORES)
+	$(SHIP) evaluate $^ --ci 0.95 --bootstrap 200 --json -o $@
+SHIPPED_154 = $(M154_MODELS) $(foreach o,$(OPTIMIZERS),$(M154)/$(o).cal.json) $(M154)/ensemble.json $(M154)/eval.json
+
+models: venv
+	$(MAKE) --no-print-directory -j$(JOBS) -o $(BIN)/dfdet $(SHIPPED_154) $(SHIPPED_DEFAULT)
+	@echo "models: $(abspath $(MODELS_OUT))"
+
 clean-demo:
 	rm -rf $(D) $(REPORT)
 
 clean: clean-demo
-	rm -rf $(S) $(R)
+	rm -rf $(S) $(R) $(MW)

@@ -120,7 +120,7 @@ def model_dict(
     return obj
 
 
-def _result_kwargs(result: TrainResult, extra: dict[str, Any] | None) -> dict[str, Any]:
+def _result_kwargs(result: TrainResult, extra: dict[str, Any] | None, initial_state: bool = True) -> dict[str, Any]:
     training = {
         **result.config.to_dict(),
         "optimizer_hparams": result.optimizer_hparams,
@@ -137,15 +137,18 @@ def _result_kwargs(result: TrainResult, extra: dict[str, Any] | None) -> dict[st
         training=training,
         summary=result.summary,
         data=result.data,
-        initial_state=result.initial_state,
+        initial_state=result.initial_state if initial_state else None,
         extra=extra,
         frames=result.frames,
     )
 
 
-def save_result(path: str | Path, result: TrainResult, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save a `dfdet.training.TrainResult` (what `dfdet train` writes)."""
-    return save_model(path, result.module, **_result_kwargs(result, extra))
+def save_result(
+    path: str | Path, result: TrainResult, extra: dict[str, Any] | None = None, initial_state: bool = True
+) -> dict[str, Any]:
+    """Save a `dfdet.training.TrainResult` (what `dfdet train` writes); `initial_state=False` leaves the pre-training
+    weights out (shipped models: half the size)."""
+    return save_model(path, result.module, **_result_kwargs(result, extra, initial_state))
 
 
 def detector_of(result: TrainResult) -> Detector:

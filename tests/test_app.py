@@ -326,12 +326,13 @@ def test_app_command_starts_streamlit_on_localhost(app_models, runner, monkeypat
     assert cfg.models_dir == app_models.root.resolve() and cfg.max_upload_mb == 20
 
 
-def test_app_command_errors(app_models, runner, monkeypatch):
+def test_app_command_errors(app_models, runner, monkeypatch, tmp_path):
     import dfdet.app
     from dfdet.cli import cli
 
+    monkeypatch.setenv("DFDET_MODELS", str(tmp_path / "none"))  # no shipped detectors to serve by default
     r = runner.invoke(cli, ["app"])
-    assert r.exit_code == 2 and "exactly one of --models DIR and --detector FILE" in r.stderr
+    assert r.exit_code == 2 and "no shipped detectors are installed" in r.stderr and "--models DIR" in r.stderr
     r = runner.invoke(cli, ["app", "--models", str(app_models.root), "--detector", str(app_models.ensemble)])
     assert r.exit_code == 2
     monkeypatch.setattr(dfdet.app, "streamlit_available", lambda: False)

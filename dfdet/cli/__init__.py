@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "landscape": ("landscape", "landscape"),
     "evaluate": ("evaluate", "evaluate"),
     "score": ("score", "score"),
+    "models": ("models", "models"),
     "calibrate": ("calibrate", "calibrate"),
     "ensemble": ("ensemble", "ensemble"),
     "explain": ("explain", "explain"),

@@ -11,7 +11,8 @@ from dfdet.cli.options import min_seconds_option
 @click.option(
     "--models",
     type=click.Path(exists=True, file_okay=False),
-    help="Directory searched (recursively) for models, calibration/ensemble JSONs, histories and evaluations.",
+    help="Directory searched (recursively) for models, calibration/ensemble JSONs, histories and evaluations "
+    "(default: the shipped detectors, see dfdet models).",
 )
 @click.option(
     "--detector",
@@ -39,11 +40,14 @@ def app(
     The Inspect tab shows waveform, log-mel spectrogram, the feature vector by group and the clip's saliency; the
     Models tab shows training curves, gradient norms, ensemble weights/flips and evaluation metrics.
 
+    Without --models or --detector the page serves the shipped detectors (`dfdet models` lists them).
+
     Scores are BONA-FIDE-POSITIVE (higher = more likely genuine); P(spoof) = sigmoid(-score). The server listens on
     localhost only; uploads are processed in a temporary directory and deleted.
 
     \b
     Examples:
+      dfdet app                            # the shipped detectors
       dfdet app --models demo              # after `make demo`: models/, cal/, ens/, eval/ under demo/
       dfdet app --detector ens.json --port 8600 --no-browser
     """
@@ -53,6 +57,10 @@ def app(
 
     if not streamlit_available():
         raise DfdetError("streamlit is not installed, so the web app cannot start", INSTALL_HINT)
+    if models is None and detector is None:
+        from dfdet.shipped import shipped_root
+
+        models = str(shipped_root())
     args = page_args(models, detector, max_upload_mb, min_seconds)
     check_port(port)
     cmd = server_command(port, max_upload_mb, args)

@@ -8,8 +8,15 @@ from dfdet.cli.options import jobs_option, label_options, min_seconds_option, sc
 
 
 @click.command("score")
-@click.argument("detector", type=click.Path(dir_okay=False))
-@click.argument("inputs", nargs=-1)
+@click.argument("args", metavar="[DETECTOR] INPUTS...", nargs=-1)
+@click.option(
+    "-d",
+    "--detector",
+    "detector_ref",
+    metavar="NAME|PATH",
+    help="A shipped detector's name (dfdet models lists them), a detector folder, or a model .pt / calibration or "
+    "ensemble JSON. Default: the first positional argument when it is a detector (see below), else `default`.",
+)
 @click.option(
     "-o", "--output", default="-", show_default=True, type=click.Path(dir_okay=False), help="Score file (- = stdout)."
 )
@@ -29,8 +36,8 @@ from dfdet.cli.options import jobs_option, label_options, min_seconds_option, sc
 @click.option("--members", is_flag=True, help="Add one raw score column per member model (score_<name>).")
 @min_seconds_option
 def score(
-    detector: str,
-    inputs: tuple[str, ...],
+    args: tuple[str, ...],
+    detector_ref: str | None,
     output: str,
     fmt: str,
     labels: str | None,
@@ -43,7 +50,12 @@ def score(
     members: bool,
     min_seconds: float,
 ) -> None:
-    """Score audio or one feature store with DETECTOR: a model (.pt), a calibrated detector or an ensemble JSON.
+    """Score audio or one feature store with a detector: a model (.pt), a calibrated detector or an ensemble JSON.
+
+    Which detector: --detector NAME|PATH; else the first positional argument when it is one: a path ending in
+    .pt/.pth/.json, a folder holding a detector.json, or (if no such path exists) a shipped detector's name. `-` and
+    any other existing path are inputs. With no detector given, the shipped `default` detector scores; without one
+    installed the command stops and says how to name one (it never falls back to another model).
 
     `score` is BONA-FIDE-POSITIVE: higher = more likely genuine speech. It is the natural-log odds of bona fide vs
     spoof computed from the model's logit (score = -logit), and a log-likelihood ratio (LLR) after calibration,
@@ -73,6 +85,8 @@ def score(
 
     \b
     Examples:
+      find . -name '*.wav' | dfdet score -            # the default detector
+      dfdet score --detector seed154-asvspoof2019la clip.wav
       dfdet score model.pt wavs/ -o scores.tsv
       dfdet score model.pt eval.h5 | dfdet evaluate -
       find . -name '*.wav' | dfdet score model.pt -      # first row as soon as the first file is scored
@@ -98,9 +112,13 @@ def score(
         score_provenance,
         score_store,
     )
+    from dfdet.shipped import looks_like_detector, resolve
 
     keep_large_buffers()  # one-shot process: per-file spectra stop page-faulting afresh (half the extractor time)
     run = ScoreRun()
+    if detector_ref is None and args and looks_like_detector(args[0]):
+        detector_ref, args = args[0], args[1:]
+    inputs = tuple(args)
     if not inputs and labels is None:
         raise UsageError("no inputs", "pass audio files, directories, list files, -, a feature store, or --labels")
     stores = [a for a in inputs if is_store_path(a)]
@@ -110,6 +128,7 @@ def score(
         )
     streaming = inputs == ("-",)
     jobs = jobs or available_cores()
+    detector = resolve(detector_ref)
     det = load_detector(detector, calibration)
     console.verbose(f"score: {det.summary()}")
     for synthetic, line in domain_lines(det, detector):  # once per run: what the verdicts can be trusted on

@@ -102,6 +102,11 @@ def _batch_size(ctx: click.Context, param: click.Parameter, value: str | None) -
     "--history", "history_path", type=click.Path(dir_okay=False), help="History JSONL (default MODEL.history.jsonl)."
 )
 @click.option("--no-history", is_flag=True, help="Do not write the history file.")
+@click.option(
+    "--no-initial-state",
+    is_flag=True,
+    help="Leave the pre-training weights out of MODEL.pt (half the size; `landscape` rebuilds them from the seed).",
+)
 @json_flag("Print a JSON summary on stdout.")
 def train(
     feats: str,
@@ -127,6 +132,7 @@ def train(
     device: str,
     history_path: str | None,
     no_history: bool,
+    no_initial_state: bool,
     as_json: bool,
 ) -> None:
     """Train a detector on FEATS (HDF5 store from `dfdet featurize`, or the study's .npz) and write MODEL.pt.
@@ -206,7 +212,7 @@ def train(
     if not no_history:
         hist = history_path or history_path_for(output)
         write_history(hist, result.history)
-    save_result(output, result)
+    save_result(output, result, initial_state=not no_initial_state)
     s = result.summary
     head = f"trained {cfg.model}/{cfg.optimizer} ({cfg.protocol} protocol)"
     parts = [f"{head}: {s['epochs_run']} epoch(s), best {s['best_epoch']}"]
