@@ -345,20 +345,35 @@ def fit_vector(
 ) -> np.ndarray:
     """Any model of dfdet.models on the store's /features (dfdet.training.train_model), validated on held-out
     training groups (`validation_rows`); returns bona-fide-positive scores of the test rows."""
-    import torch
-
-    from dfdet.artifact import Detector
+    from dfdet.artifact import detector_of
     from dfdet.training import train_model
 
     fit, val = validation_rows(fs, train_rows, config.val_split, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = train_model(fs.subset(fit), fs.subset(val) if len(val) else None, cfg)
-    obj = {
-        "scaler": {"mean": torch.from_numpy(res.scaler_mean), "scale": torch.from_numpy(res.scaler_scale)},
-        "arch": {"name": res.arch, "input_dim": res.input_dim},
-        "threshold": res.threshold,
-    }
-    return Detector(res.module, obj).scores(fs.X[np.asarray(test_rows, dtype=np.int64)])
+    return detector_of(res).scores(fs.X[np.asarray(test_rows, dtype=np.int64)])
+
+
+@register_fitter("frames")
+def fit_frames_fold(
+    store_path: str | Path | None,
+    fs: FeatureSet,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    model: str,
+    config: TrainConfig,
+    seed: int,
+) -> np.ndarray:
+    """A frame model (e.g. the LCNN) on the store's ragged frames, trained on random fixed-length chunks of the
+    training rows (dfdet.frametraining) and validated on held-out training groups; whole-utterance test scores."""
+    from dfdet.frametraining import fit_frames, score_frame_rows
+
+    if store_path is None:
+        raise UsageError(f"model {model!r} reads frames", "cross-validate a frame store (featurize --recipe lfcc)")
+    fit, val = validation_rows(fs, train_rows, config.val_split, seed)
+    cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
+    res = fit_frames(store_path, fit, cfg, val_rows=val)
+    return score_frame_rows(res, store_path, np.asarray(test_rows, dtype=np.int64))
 
 
 # --------------------------------------------------------------------------------------------------- metrics

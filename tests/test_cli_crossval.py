@@ -103,3 +103,45 @@ def test_train_options_resolve_like_dfdet_train() -> None:
     assert cfg.val_split == 0.2 and cfg.patience == 6  # the default protocol's preset
     seed_cfg = TrainOptions(protocol="seed").config("cnn", seed=1)
     assert seed_cfg.batch_size is None and seed_cfg.loss == "focal" and seed_cfg.epochs == 50
+
+
+def test_frame_model_folds_on_a_featurized_realspeech_tree(runner, tmp_path) -> None:
+    """The LCNN goes through the `frames` fitter: a realspeech-layout tree featurized with the lfcc recipe, two
+    grouped folds, every clip tested once; the LCNN on a vector store is refused, naming the fix."""
+    import csv
+
+    from tests.fixtures import speechlike, write_audio
+    from tests.test_featurize_frames import RS_HEADER
+
+    root, rows = tmp_path / "rs", []
+    for s in range(6):
+        label, system = ("bonafide", "bonafide") if s < 2 else ("spoof", f"sys{s}")
+        for k in range(4):
+            rel = f"audio/src{s % 3}/{system}/c{s}{k}.flac"
+            y = speechlike(16000, 0.6, seed=10 * s + k)
+            write_audio(root / rel, y * (0.5 if label == "spoof" else 1.0), 16000)
+            speaker = f"spk{s}{k}" if label == "bonafide" else ""
+            rows.append([rel, label, system, "vc" if label == "spoof" else "bonafide", f"repo{s % 3}", "0", speaker,
+                         16000, "0.600"])  # fmt: skip
+    with open(root / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(RS_HEADER)
+        w.writerows(rows)
+    store, out = tmp_path / "rs.h5", tmp_path / "cv.json"
+    r = runner.invoke(
+        cli, ["-q", "featurize", "--recipe", "lfcc", "--labels", str(root / "labels.csv"), "-o", str(store)]
+    )
+    assert r.exit_code == 0, r.stderr
+    args = ["--group", "system", "--folds", "2", "--model", "lcnn", "--epochs", "2", "--batch-size", "8"]
+    r = _run(runner, store, *args, "--chunk-frames", "16", "--bootstrap", "50", "-o", out)
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(out.read_text())
+    (m,) = doc["models"]
+    assert m["model"] == "lcnn" and len(m["folds"]) == 2
+    assert sum(f["n_test_bonafide"] + f["n_test_spoof"] for f in m["folds"]) == 24
+    assert 0.0 <= m["pooled"]["eer"] <= 1.0
+    vec = tmp_path / "vec.h5"
+    r = runner.invoke(cli, ["-q", "featurize", "--labels", str(root / "labels.csv"), "-o", str(vec)])
+    assert r.exit_code == 0, r.stderr
+    r = _run(runner, vec, *args, "--chunk-frames", "16")
+    assert r.exit_code == 1 and "--recipe lfcc" in r.stderr, r.stderr

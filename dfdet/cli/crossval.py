@@ -31,6 +31,7 @@ class TrainOptions:
     sam_base: str | None = None
     epochs: int | None = None
     batch_size: int | str | None = None
+    chunk_frames: int | None = None
     loss: str | None = None
     patience: int | None = None
     val_split: float | None = None
@@ -66,6 +67,9 @@ def train_options(f: F) -> F:
         click.option("--sam-base", type=click.Choice([o for o in OPTIMIZER_CHOICES if o != "sam"]), default=None),
         click.option("--epochs", type=int, default=None, help="Maximum epochs (default 20; --protocol seed: 50)."),
         click.option("--batch-size", callback=_batch_size, default=None, help="Rows per step, or 'full'."),
+        click.option(
+            "--chunk-frames", type=int, default=None, help="Frame models: chunk length in frames (default 400)."
+        ),
         click.option("--loss", type=click.Choice(["bce", "focal"]), default=None),
         click.option("--patience", type=int, default=None, help="Early-stopping patience on validation EER (0 = off)."),
         click.option(
