@@ -61,6 +61,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None:  # float sums depend on it: the same seed reproduces bit for bit only at the same count
         rec["torch_threads"] = torch.get_num_threads()
+        rec["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # which float kernels ran (AVX2, ...)
     rec.update(extra)
     return rec
 
