@@ -207,6 +207,25 @@ def resolve(ref: str | None) -> str:
     return str(det.detector)
 
 
+def card_of(artifact: str | os.PathLike) -> Shipped | None:
+    """The shipped detector whose main artifact `artifact` is (its folder's card), or None for any other file."""
+    p = Path(artifact)
+    if not (p.parent / CARD).is_file():
+        return None
+    det = read_card(p.parent)
+    return det if det.detector.resolve() == p.resolve() else None
+
+
+def trust_note(det: Shipped) -> str:
+    """What `score` says once per run about a shipped detector: its training data and where its card is."""
+    domain = det.card.get("domain")
+    what = det.card.get("training_data") or "data its card describes"
+    return (
+        f"detector {det.name} ({domain + '-domain, ' if domain else ''}shipped) was trained on {what}; "
+        f"{det.headline()}; how far to trust it: {det.folder / str(det.card.get('card') or CARD)}"
+    )
+
+
 def artifact_files(folder: str | os.PathLike) -> list[Path]:
     """The rebuilt artifacts of a detector folder (.pt and .json, not the hand-written detector.json)."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix in (".pt", ".json") and p.name != CARD)

@@ -113,6 +113,10 @@ def test_score_detector_by_name_equals_by_path_and_positional(runner, clips):
         "p_spoof",
         "decision",
     ]
+    # what the verdicts can be trusted on comes from the card, once per run, on stderr (not the build's store name)
+    note = [ln for ln in by_name.stderr.splitlines() if ln.startswith(f"note: detector {NAME} ")]
+    assert len(note) == 1 and "(lab-domain, shipped) was trained on ASVspoof 2019 LA" in note[0]
+    assert note[0].endswith(str(FOLDER / "MODEL_CARD.md"))
 
 
 def test_no_detector_and_no_default_is_a_one_line_error(runner, clips, tmp_path, monkeypatch):

@@ -112,7 +112,7 @@ def score(
         score_provenance,
         score_store,
     )
-    from dfdet.shipped import looks_like_detector, resolve
+    from dfdet.shipped import card_of, looks_like_detector, resolve, trust_note
 
     keep_large_buffers()  # one-shot process: per-file spectra stop page-faulting afresh (half the extractor time)
     run = ScoreRun()
@@ -131,7 +131,9 @@ def score(
     detector = resolve(detector_ref)
     det = load_detector(detector, calibration)
     console.verbose(f"score: {det.summary()}")
-    for synthetic, line in domain_lines(det, detector):  # once per run: what the verdicts can be trusted on
+    card = card_of(detector)
+    lines = [(False, trust_note(card))] if card is not None else domain_lines(det, detector)
+    for synthetic, line in lines:  # once per run: what the verdicts can be trusted on
         if synthetic:
             console.warn(line)
         else:
