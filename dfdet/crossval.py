@@ -36,6 +36,7 @@ import numpy as np
 from dfdet.errors import DfdetError, InputError, UsageError
 
 if TYPE_CHECKING:
+    from dfdet.scores import ScoreTable
     from dfdet.store import FeatureSet
     from dfdet.training import TrainConfig
 
@@ -598,3 +599,26 @@ def run_crossval(
         "models": results,
         "provenance": provenance(),
     }
+
+
+def oof_tables(doc: dict[str, Any], store: str | Path) -> dict[str, ScoreTable]:
+    """Per model, its out-of-fold scores as a labelled score table (each tested row scored by the fold model that
+    never saw its group), with the store's origin columns: what `calibrate` and `evaluate` read."""
+    from dfdet.scores import ScoreTable
+    from dfdet.store import load_features
+
+    fs = load_features(store)
+    row = {u: i for i, u in enumerate(fs.utt_id)}
+    out = {}
+    for m in doc["models"]:
+        ids = [str(u) for u in m["scores"]["utt_id"]]
+        idx = [row[u] for u in ids]
+        extra = {c: [getattr(fs, c)[i] for i in idx] for c in ("speaker", "system", "family", "collection")}
+        out[m["model"]] = ScoreTable(
+            ids,
+            np.asarray(m["scores"]["score"], dtype=np.float64),
+            path=[fs.path[i] for i in idx],
+            label=np.asarray([fs.y[i] for i in idx], dtype=np.int8),
+            extra={k: v for k, v in extra.items() if any(v)},
+        )
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -170,6 +171,13 @@ TABLE_COLUMNS += ["ci_low_pct", "ci_high_pct"]
 )
 @train_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="JSON to write (for `report`).")
+@click.option(
+    "--scores",
+    "scores_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for each model's out-of-fold score file MODEL.oof.tsv (labelled: for calibrate and evaluate).",
+)
 def crossval(
     store: str,
     group_by: str,
@@ -181,6 +189,7 @@ def crossval(
     n_boot: int,
     ci: float,
     output: str | None,
+    scores_dir: str | None,
     **train: Any,
 ) -> None:
     """Cross-validate detectors on STORE with groups that never straddle train and test.
@@ -217,6 +226,12 @@ def crossval(
     doc["command"] = "crossval"
     if output:
         write_json(output, doc)
+    if scores_dir:
+        from dfdet.crossval import oof_tables
+        from dfdet.scores import write_scores
+
+        for name, table in oof_tables(doc, store).items():
+            write_scores(Path(scores_dir) / f"{name}.oof.tsv", table)
     click.echo("\t".join(TABLE_COLUMNS))
     for row in table_rows(doc):
         click.echo("\t".join(row))
