@@ -112,6 +112,9 @@ def band_limit(y: np.ndarray, sr: int, rate: int = 8000, subtype: str | None = N
     return round_trip(y, sr, min(int(sr), int(rate)), subtype)
 
 
+_WRITE_BLOCK = 1 << 16  # samples per libsndfile write in `reencode`
+
+
 def reencode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None, **options: Any) -> tuple[np.ndarray, int]:
     """Encode with libsndfile (through soundfile) into memory and decode back: the codec's losses, nothing else.
     `options`: soundfile's write options (compression_level, bitrate_mode). When the decoder returns more samples
@@ -121,7 +124,11 @@ def reencode(y: np.ndarray, sr: int, fmt: str, subtype: str | None = None, **opt
 
     y = np.clip(np.asarray(y, dtype=np.float64), -1.0, 1.0)
     buf = io.BytesIO()
-    sf.write(buf, y, int(sr), format=fmt, subtype=subtype, **options)
+    # In blocks: libsndfile's Vorbis encoder crashes (SIGSEGV) on one multi-million-sample write (an 86-s 48 kHz
+    # clip did); block writes encode the same stream.
+    with sf.SoundFile(buf, "w", int(sr), 1, subtype=subtype, format=fmt, **options) as f:
+        for i in range(0, len(y), _WRITE_BLOCK):
+            f.write(y[i : i + _WRITE_BLOCK])
     buf.seek(0)
     out, sr2 = sf.read(buf, dtype="float64", always_2d=False)
     if out.ndim == 2:
