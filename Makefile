@@ -23,7 +23,7 @@ OPT_NAMES := sgd,adam,adamw,rmsprop,sam
 EPS := 0,0.05,0.1,0.15,0.2
 CV ?= 5
 
-.PHONY: all venv test lock lint bench demo seed-study reproduce models app clean clean-demo
+.PHONY: all venv test lock lint bench demo seed-study reproduce models realspeech app clean clean-demo
 
 all: demo
 
@@ -72,6 +72,15 @@ bench: venv
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/degrade.py
 	$(BIN)/python benchmarks/app_latency.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/mixed_rate.py
+	$(BIN)/python benchmarks/memory.py
+	$(BIN)/python benchmarks/score_contract.py
+	$(BIN)/python benchmarks/explain.py
+	$(BIN)/python benchmarks/lfcc.py
+	$(BIN)/python benchmarks/lcnn.py
+	$(BIN)/python benchmarks/augment.py
+	$(BIN)/python benchmarks/asvspoof5_scale.py --n 100000 --shards 16 --run-shards 2 --jobs 1
 
 # ---------------------------------------------------------------------------------------------------------------
 # The demo study. D is its work directory; `make demo D=elsewhere REPORT=elsewhere/report` moves it.
@@ -296,6 +305,39 @@ M154_SCORES = $(foreach o,$(OPTIMIZERS),$(MW154)/scores/$(o).tsv $(MW154)/scores
 $(M154)/eval.json: $(M154_SCORES)
 	$(SHIP) evaluate $^ --ci 0.95 --bootstrap 200 --json -o $@
 SHIPPED_154 = $(M154_MODELS) $(foreach o,$(OPTIMIZERS),$(M154)/$(o).cal.json) $(M154)/ensemble.json $(M154)/eval.json
+
+# Real deepfakes: grouped cross-validation on the shared realspeech corpus (issue 11), one torch/BLAS thread per job:
+#   make realspeech SHARED=../shared [-j2]
+# Stores of the 154-D recipe and of whole-utterance LFCC frames (plus one seeded augmented copy per clip), then
+# crossval grouped by spoof system (5-fold) and by source page (leave one out); JSON, out-of-fold scores and the
+# printed tables land under RS_OUT. The LCNN runs take most of the time (about 30-60 min each on one core).
+RS_LABELS ?= $(SHARED)/data/realspeech/labels.csv
+RS_OUT ?= build/realspeech
+LCNN_CV = --model lcnn --batch-size 32 --epochs 12 --patience 4
+LCNN_AUG_CV = --model lcnn --batch-size 32 --epochs 8 --patience 3 --chunk-frames 200  # 2x the rows: shorter chunks
+$(RS_OUT)/seed154.h5: $(RS_LABELS) | venv
+	$(SHIP) featurize --labels $< -j 1 -o $@
+$(RS_OUT)/lfcc.h5: $(RS_LABELS) | venv
+	$(SHIP) featurize --recipe lfcc --labels $< -j 1 -o $@
+$(RS_OUT)/lfcc_aug1.h5: $(RS_LABELS) | venv
+	$(SHIP) featurize --recipe lfcc --labels $< --augment 1 -j 1 -o $@
+$(RS_OUT)/cnn154_system.json: $(RS_OUT)/seed154.h5
+	$(SHIP) crossval $< --group system --model cnn -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/stats_system.json: $(RS_OUT)/lfcc.h5
+	$(SHIP) crossval $< --group system --model linear --model mlp -o $@ --scores $(RS_OUT)/oof_stats > $(@:.json=.tsv)
+$(RS_OUT)/stats_source.json: $(RS_OUT)/lfcc.h5
+	$(SHIP) crossval $< --group source --folds logo --model linear -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/stats_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group system --model linear --model mlp -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/lcnn_system.json: $(RS_OUT)/lfcc.h5
+	$(SHIP) crossval $< --group system $(LCNN_CV) -o $@ --scores $(RS_OUT)/oof_lcnn > $(@:.json=.tsv)
+$(RS_OUT)/lcnn_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group system $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug > $(@:.json=.tsv)
+RS_RESULTS = $(addprefix $(RS_OUT)/,cnn154_system.json stats_system.json stats_source.json stats_aug_system.json \
+	lcnn_system.json lcnn_aug_system.json)
+realspeech: $(RS_RESULTS)
+	$(SHIP) report $^ -o $(RS_OUT)/report
+	@echo "realspeech: $(abspath $(RS_OUT))"
 
 models: venv
 	$(MAKE) --no-print-directory -j$(JOBS) -o $(BIN)/dfdet $(SHIPPED_154) $(SHIPPED_DEFAULT)
