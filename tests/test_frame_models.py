@@ -193,6 +193,7 @@ def test_vector_training_refuses_frame_models_and_frame_training_needs_frames(tm
     fs = load_features(store)
     with pytest.raises(UsageError, match="reads frame chunks"):
         train_model(fs, None, TrainConfig(model="lcnn", epochs=1, val_split=0.0))
+    fs.frames = None  # its frame statistics alone: a vector store
     write_features(tmp_path / "vec.h5", fs)
     with pytest.raises(InputError, match="vector store"):
         open_frame_rows(tmp_path / "vec.h5")
@@ -271,7 +272,9 @@ def test_cli_frame_and_vector_models_on_the_other_store(tmp_path, runner, corpus
     from dfdet.store import load_features, write_features
 
     _, audio, store = corpus
-    write_features(tmp_path / "vec.h5", load_features(store))
+    vec = load_features(store)
+    vec.frames = None  # its frame statistics alone: a vector store
+    write_features(tmp_path / "vec.h5", vec)
     r = runner.invoke(cli, ["train", str(tmp_path / "vec.h5"), "-o", str(tmp_path / "m.pt"), "--model", "lcnn"])
     assert r.exit_code == 1
     assert "vector store (no /frames)" in r.stderr and "--recipe lfcc" in r.stderr
