@@ -18,6 +18,7 @@ SEED ?= 42
 JOBS ?= 2
 SHARED ?= ../shared
 SEED154 ?= $(SHARED)/data/seed154-asvspoof2019la/features_robust.npz
+RS_LABELS ?= $(SHARED)/data/realspeech/labels.csv
 OPTIMIZERS := sgd adam adamw rmsprop sam
 OPT_NAMES := sgd,adam,adamw,rmsprop,sam
 EPS := 0,0.05,0.1,0.15,0.2
@@ -271,10 +272,30 @@ MODELS_OUT ?= models
 MW ?= build/models
 SHIP = OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(DFDET)
 
-# models/default/: the real-audio default detector. Its recipe (featurize ../shared/data/realspeech, train, calibrate)
-# goes here; until it exists `make models` builds only the lab-domain folder below.
-#### DEFAULT MODEL RECIPE: to be added (issue 12, item 1) ####
-SHIPPED_DEFAULT :=
+# models/default/: the real-audio default detector (issue 12). Whole-utterance LFCC frames of every realspeech clip
+# plus one seeded augmented copy each; the frame-statistics logistic regression (`logreg`, 120 means and standard
+# deviations) fitted on all of them; its calibration fitted on out-of-fold scores of grouped cross-validation (no
+# spoof system in both the fitting and the scored fold), at two operating points: the EER point (the default) and
+# one that accepts at most 5 % of spoofs (strict.cal.json). crossval_system.json / crossval_source.json are the
+# card's cross-system and leave-one-source-out figures.
+DEF = $(MODELS_OUT)/default
+MWD = $(MW)/default
+$(MWD)/lfcc_aug1.h5: $(RS_LABELS) | venv
+	$(SHIP) featurize --recipe lfcc --labels $< --augment 1 -j 1 -o $@
+$(DEF)/model.pt: $(MWD)/lfcc_aug1.h5
+	$(SHIP) train $< --model logreg --val-split 0 --no-initial-state --no-history -o $@
+$(DEF)/crossval_system.json: $(MWD)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group system --model logreg -o $@ --scores $(MWD)/oof > $(MWD)/crossval_system.tsv
+$(DEF)/crossval_source.json: $(MWD)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group source --folds logo --model logreg -o $@ > $(MWD)/crossval_source.tsv
+$(DEF)/calibration.json: $(DEF)/model.pt $(DEF)/crossval_system.json
+	$(SHIP) calibrate $(MWD)/oof/logreg.oof.tsv --detector $< --threshold eer -o $@
+$(DEF)/strict.cal.json: $(DEF)/model.pt $(DEF)/crossval_system.json
+	$(SHIP) calibrate $(MWD)/oof/logreg.oof.tsv --detector $< --threshold fpr=0.05 -o $@
+$(DEF)/model.portable.npz: $(DEF)/model.pt
+	$(SHIP) export $< -o $@
+SHIPPED_DEFAULT = $(addprefix $(DEF)/,model.pt model.portable.npz calibration.json strict.cal.json \
+	crossval_system.json crossval_source.json)
 
 # models/seed154-asvspoof2019la/: the study's CNNs on the shared 3000x154 ASVspoof 2019 LA matrix, default protocol.
 # The study's 80/20 split (its 600-clip test part is never used for a choice); the training part split again 75/25
@@ -311,7 +332,6 @@ SHIPPED_154 = $(M154_MODELS) $(foreach o,$(OPTIMIZERS),$(M154)/$(o).cal.json) $(
 # Stores of the 154-D recipe and of whole-utterance LFCC frames (plus one seeded augmented copy per clip), then
 # crossval grouped by spoof system (5-fold) and by source page (leave one out); JSON, out-of-fold scores and the
 # printed tables land under RS_OUT. The LCNN runs take most of the time (about 30-60 min each on one core).
-RS_LABELS ?= $(SHARED)/data/realspeech/labels.csv
 RS_OUT ?= build/realspeech
 LCNN_CV = --model lcnn --batch-size 32 --epochs 12 --patience 4
 LCNN_AUG_CV = --model lcnn --batch-size 32 --epochs 8 --patience 3 --chunk-frames 200  # 2x the rows: shorter chunks

@@ -216,6 +216,7 @@ class Detector:
     """
 
     input_kind = "vector"  # what logits() reads: feature vectors [N, D] ("frames": FrameDetector)
+    needs_torch = True  # False for dfdet.portable's numpy copy of a linear model
 
     def __init__(self, module: nn.Module, obj: dict[str, Any], path: str = "") -> None:
         import torch

@@ -347,9 +347,12 @@ def fit_vector(
     """Any model of dfdet.models on the store's /features (dfdet.training.train_model), validated on held-out
     training groups (`validation_rows`); returns bona-fide-positive scores of the test rows."""
     from dfdet.artifact import detector_of
+    from dfdet.models import model_solver
     from dfdet.training import train_model
 
-    fit, val = validation_rows(fs, train_rows, config.val_split, seed)
+    # a convex model has no epochs to stop early: held-out validation groups would only shrink its training data
+    fraction = 0.0 if model_solver(model) == "convex" else config.val_split
+    fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = train_model(fs.subset(fit), fs.subset(val) if len(val) else None, cfg)
     return detector_of(res).scores(fs.X[np.asarray(test_rows, dtype=np.int64)])
@@ -371,7 +374,11 @@ def fit_frames_fold(
 
     if store_path is None:
         raise UsageError(f"model {model!r} reads frames", "cross-validate a frame store (featurize --recipe lfcc)")
-    fit, val = validation_rows(fs, train_rows, config.val_split, seed)
+    from dfdet.models import model_solver
+
+    # a convex model has no epochs to stop early: held-out validation groups would only shrink its training data
+    fraction = 0.0 if model_solver(model) == "convex" else config.val_split
+    fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = fit_frames(store_path, fit, cfg, val_rows=val)
     return score_frame_rows(res, store_path, np.asarray(test_rows, dtype=np.int64))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,15 +137,22 @@ class ScoringDetector:
                 f"features have shape {X.shape} but {self.path} expects [N, {self.input_dim}]",
                 f"featurize with --recipe {self.recipe.name or '<the model recipe>'}",
             )
-        import torch
-
         out = np.empty((len(X), len(self.members)), dtype=np.float64)
-        with torch.inference_mode():  # no autograd graph: Detector.logits does not disable it itself
+        with self._no_grad():
             for start in range(0, len(X), _BLOCK_ROWS):
                 block = X[start : start + _BLOCK_ROWS]
                 for m, member in enumerate(self.members):
                     out[start : start + len(block), m] = member.detector.scores(block)
         return out
+
+    def _no_grad(self) -> contextlib.AbstractContextManager:
+        """torch.inference_mode (no autograd graph: Detector.logits does not disable it itself) when a member runs
+        torch; nothing for numpy-only detectors, which never import torch."""
+        if not any(getattr(m.detector, "needs_torch", True) for m in self.members):
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.inference_mode()
 
     def _frame_member_scores(self, mats: Any) -> np.ndarray:
         if hasattr(mats, "X") and hasattr(mats, "y"):  # a FeatureSet of a frame store: its frames
@@ -315,9 +323,13 @@ def _read_kind(path: Path) -> str | None:
 
 
 def _model_detector(path: Path) -> ScoringDetector:
-    from dfdet.artifact import load_model
+    from dfdet.portable import load_portable
 
-    det = load_model(path)
+    det = load_portable(path)  # a linear model's torch-free copy (dfdet export), when it matches the .pt
+    if det is None:
+        from dfdet.artifact import load_model
+
+        det = load_model(path)
     source = (det.meta.get("threshold_source") or "model") if isinstance(det.meta, dict) else "model"
     return ScoringDetector(
         "model",
@@ -674,7 +686,7 @@ def stdin_utterances(
 @contextlib.contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
     """Limit torch's intra-op threads while pool workers use the other cores (restored afterwards)."""
-    if n is None:
+    if n is None or "torch" not in sys.modules:  # nothing to limit where no torch model is loaded
         yield
         return
     import torch

@@ -227,17 +227,27 @@ def trust_note(det: Shipped) -> str:
 
 
 def artifact_files(folder: str | os.PathLike) -> list[Path]:
-    """The rebuilt artifacts of a detector folder (.pt and .json, not the hand-written detector.json)."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix in (".pt", ".json") and p.name != CARD)
+    """The rebuilt artifacts of a detector folder (.pt, .json and torch-free .npz copies, not the hand-written
+    detector.json)."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in (".pt", ".json", ".npz") and p.name != CARD)
 
 
 # What legitimately differs between two builds of the same artifact: when, where and by which command line it was
 # made, and the paths (and file bytes, which HDF5 stamps) of the intermediate stores under the build's work dir.
 VOLATILE_KEYS = frozenset(
-    {"provenance", "time", "created", "argv", "command", "file_hash"}
+    {"provenance", "time", "created", "argv", "command", "file_hash", "source_sha256"}
     | {"train_seconds", "train_cpu_seconds", "wall_seconds", "samples_per_second", "elapsed_s", "seconds"}
 )
 PATH_KEYS = frozenset({"source", "path", "file", "model", "output"})
+
+
+def _array_digest(a: Any) -> dict[str, Any]:
+    import numpy as np
+
+    a = np.ascontiguousarray(a)
+    if a.dtype.kind == "U":  # a string held in an .npz: its value
+        return {"str": str(a)}
+    return {"dtype": str(a.dtype), "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
 
 
 def _canonical(obj: Any) -> Any:
@@ -252,8 +262,7 @@ def _canonical(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_canonical(v) for v in obj]
     if hasattr(obj, "detach"):  # a tensor: exact bytes
-        a = obj.detach().cpu().contiguous().numpy()
-        return {"dtype": str(a.dtype), "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+        return _array_digest(obj.detach().cpu().contiguous().numpy())
     if isinstance(obj, float) and obj != obj:
         return "nan"
     if isinstance(obj, np.generic):
@@ -272,6 +281,11 @@ def fingerprint(path: str | os.PathLike) -> str:
         import torch
 
         obj = torch.load(p, map_location="cpu", weights_only=True)
+    elif p.suffix == ".npz":  # a torch-free copy (dfdet.portable): arrays by their bytes, its metadata as JSON
+        import numpy as np
+
+        with np.load(p, allow_pickle=False) as z:
+            obj = {k: json.loads(str(z[k])) if k == "meta_json" else _array_digest(z[k]) for k in z.files}
     else:
         obj = json.loads(p.read_text(encoding="utf-8"))
     blob = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), default=str)

@@ -34,7 +34,7 @@ from torch import nn
 
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.jsonio import plain
-from dfdet.models import build_model, model_input
+from dfdet.models import build_model, model_input, model_solver
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.store import FeatureSet
 
@@ -526,66 +526,21 @@ def run_summary(
     return summary
 
 
-def train_model(
-    train_fs: FeatureSet,
-    val_fs: FeatureSet | None = None,
-    config: TrainConfig | None = None,
-    test_fs: FeatureSet | None = None,
-    log: Any = None,
-) -> TrainResult:
-    """Train `config.model` on `train_fs`; validate on `val_fs` or a `config.val_split` hold-out of it.
-
-    Validation (never test) chooses the epoch (early stopping on EER) and the decision threshold. `test_fs`, if
-    given, is only scored at the end and reported in the summary. `log(text)` receives one line per epoch.
-    """
-    cfg = config or TrainConfig()
-    if cfg.batch_size == "full":
-        cfg.batch_size = None
-    if cfg.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {cfg.epochs}", "e.g. --epochs 30")
-    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
-        raise UsageError(f"--batch-size must be >= 1 or 'full', got {cfg.batch_size}", "e.g. --batch-size 128")
-    loss_fn = make_loss(cfg.loss, cfg.focal_alpha, cfg.focal_gamma)
-    hparams = resolve_hparams(cfg.optimizer, cfg.protocol, **cfg.optimizer_overrides)
-    device = resolve_device(cfg.device)
-    from dfdet.caveats import training_domain
+def _fit_epochs(
+    cfg: TrainConfig,
+    fit_fs: FeatureSet,
+    X_t: torch.Tensor,
+    y_t: torch.Tensor,
+    Xv_t: torch.Tensor | None,
+    yv: np.ndarray | None,
+    yv_t: torch.Tensor | None,
+    loss_fn: Any,
+    hparams: dict[str, Any],
+    device: Any,
+    log: Any,
+) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any], dict[str, torch.Tensor]]:
+    """The study's training loop: epochs of (mini-)batches, gradient tracking, early stopping on validation EER."""
     from dfdet.seeding import seed_everything
-    from dfdet.splitting import train_val_indices
-
-    if model_input(cfg.model) != "vector":
-        raise UsageError(
-            f"model {cfg.model!r} reads frame chunks, not feature vectors",
-            "train it on a frame store (dfdet featurize --recipe lfcc; dfdet.frametraining.train_frames)",
-        )
-    check_trainable(train_fs, "training")
-    if val_fs is not None:
-        check_trainable(val_fs, "validation")
-        check_compatible(train_fs, val_fs, "validation")
-    if test_fs is not None:
-        check_trainable(test_fs, "test")
-        check_compatible(train_fs, test_fs, "test")
-
-    split_mode = "file" if val_fs is not None else "none"
-    fit_fs = train_fs
-    if val_fs is None and cfg.val_split and cfg.val_split > 0:
-        tr_idx, va_idx, split_mode = train_val_indices(train_fs.y, float(cfg.val_split), cfg.seed, train_fs.speaker)
-        fit_fs, val_fs = train_fs.subset(tr_idx), train_fs.subset(va_idx)
-        for part, role in ((fit_fs, "training"), (val_fs, "validation")):
-            if len(np.unique(part.y)) < 2:
-                raise DfdetError(
-                    f"the {role} part of --val-split {cfg.val_split} has only one class",
-                    "use more data, a different --val-split, or pass --val FILE",
-                )
-
-    Xs, mean, scale = _scaler(fit_fs.X)
-    y_np = fit_fs.y.astype(np.int64)
-    X_t = torch.from_numpy(Xs).to(device)
-    y_t = torch.from_numpy(y_np.astype(np.float32)).to(device)
-    Xv_t = yv = None
-    if val_fs is not None:
-        Xv_t = torch.from_numpy(_standardize(val_fs.X, mean, scale)).to(device)
-        yv = val_fs.y.astype(np.int64)
-        yv_t = torch.from_numpy(yv.astype(np.float32)).to(device)
 
     # The study seeded right before building the model: same init and the same dropout stream for the same seed.
     seed_everything(cfg.seed, with_torch=True)
@@ -685,6 +640,79 @@ def train_model(
         started=t_start,
         rows=n,
     )
+    return module, history, summary, initial_state
+
+
+def train_model(
+    train_fs: FeatureSet,
+    val_fs: FeatureSet | None = None,
+    config: TrainConfig | None = None,
+    test_fs: FeatureSet | None = None,
+    log: Any = None,
+) -> TrainResult:
+    """Train `config.model` on `train_fs`; validate on `val_fs` or a `config.val_split` hold-out of it.
+
+    Validation (never test) chooses the epoch (early stopping on EER) and the decision threshold. `test_fs`, if
+    given, is only scored at the end and reported in the summary. `log(text)` receives one line per epoch.
+    """
+    cfg = config or TrainConfig()
+    if cfg.batch_size == "full":
+        cfg.batch_size = None
+    if cfg.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {cfg.epochs}", "e.g. --epochs 30")
+    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
+        raise UsageError(f"--batch-size must be >= 1 or 'full', got {cfg.batch_size}", "e.g. --batch-size 128")
+    loss_fn = make_loss(cfg.loss, cfg.focal_alpha, cfg.focal_gamma)
+    hparams = resolve_hparams(cfg.optimizer, cfg.protocol, **cfg.optimizer_overrides)
+    device = resolve_device(cfg.device)
+    from dfdet.caveats import training_domain
+    from dfdet.splitting import train_val_indices
+
+    if model_input(cfg.model) != "vector":
+        raise UsageError(
+            f"model {cfg.model!r} reads frame chunks, not feature vectors",
+            "train it on a frame store (dfdet featurize --recipe lfcc; dfdet.frametraining.train_frames)",
+        )
+    check_trainable(train_fs, "training")
+    if val_fs is not None:
+        check_trainable(val_fs, "validation")
+        check_compatible(train_fs, val_fs, "validation")
+    if test_fs is not None:
+        check_trainable(test_fs, "test")
+        check_compatible(train_fs, test_fs, "test")
+
+    split_mode = "file" if val_fs is not None else "none"
+    fit_fs = train_fs
+    if val_fs is None and cfg.val_split and cfg.val_split > 0:
+        tr_idx, va_idx, split_mode = train_val_indices(train_fs.y, float(cfg.val_split), cfg.seed, train_fs.speaker)
+        fit_fs, val_fs = train_fs.subset(tr_idx), train_fs.subset(va_idx)
+        for part, role in ((fit_fs, "training"), (val_fs, "validation")):
+            if len(np.unique(part.y)) < 2:
+                raise DfdetError(
+                    f"the {role} part of --val-split {cfg.val_split} has only one class",
+                    "use more data, a different --val-split, or pass --val FILE",
+                )
+
+    Xs, mean, scale = _scaler(fit_fs.X)
+    y_np = fit_fs.y.astype(np.int64)
+    X_t = torch.from_numpy(Xs).to(device)
+    y_t = torch.from_numpy(y_np.astype(np.float32)).to(device)
+    Xv_t = yv = yv_t = None
+    if val_fs is not None:
+        Xv_t = torch.from_numpy(_standardize(val_fs.X, mean, scale)).to(device)
+        yv = val_fs.y.astype(np.int64)
+        yv_t = torch.from_numpy(yv.astype(np.float32)).to(device)
+
+    if model_solver(cfg.model) == "epochs":
+        module, history, summary, initial_state = _fit_epochs(
+            cfg, fit_fs, X_t, y_t, Xv_t, yv, yv_t, loss_fn, hparams, device, log
+        )
+    else:  # a convex model fitted to convergence by a library solver (dfdet.convex): no epochs, no gradients
+        from dfdet.convex import fit_convex
+
+        module, history, summary, hparams = fit_convex(cfg, Xs, y_np, log)
+        initial_state = {}
+        module.to(device)
     final_train = _eval_metrics(predict_logits(module, X_t).cpu().numpy(), y_np)
     summary["train"] = final_train
     if Xv_t is not None:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "evaluate"),
     "score": ("score", "score"),
     "models": ("models", "models"),
+    "export": ("export", "export"),
     "calibrate": ("calibrate", "calibrate"),
     "ensemble": ("ensemble", "ensemble"),
     "explain": ("explain", "explain"),

@@ -13,7 +13,7 @@ from dfdet.errors import UsageError
 
 # Static so `dfdet --help` never imports torch; the registries in dfdet.models / dfdet.optimizers are the truth and
 # tests check these lists against them.
-MODEL_CHOICES = ["cnn", "lcnn", "linear", "mlp"]
+MODEL_CHOICES = ["cnn", "lcnn", "linear", "logreg", "mlp"]
 FRAME_MODELS = ["lcnn"]  # read frame chunks: they need a frame store (dfdet featurize --recipe lfcc)
 OPTIMIZER_CHOICES = ["sgd", "adam", "adamw", "rmsprop", "sam"]
 
@@ -214,8 +214,11 @@ def train(
         write_history(hist, result.history)
     save_result(output, result, initial_state=not no_initial_state)
     s = result.summary
-    head = f"trained {cfg.model}/{cfg.optimizer} ({cfg.protocol} protocol)"
-    parts = [f"{head}: {s['epochs_run']} epoch(s), best {s['best_epoch']}"]
+    if s.get("solver") == "convex":
+        parts = [f"fitted {cfg.model} (sklearn lbfgs, {s['iterations']} iterations; --optimizer does not apply)"]
+    else:
+        head = f"trained {cfg.model}/{cfg.optimizer} ({cfg.protocol} protocol)"
+        parts = [f"{head}: {s['epochs_run']} epoch(s), best {s['best_epoch']}"]
     if "val" in s:
         parts.append(f"val EER {100 * s['val']['eer']:.2f} % acc {100 * s['val']['acc']:.2f} %")
     if "test" in s:
