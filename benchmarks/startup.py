@@ -4,7 +4,8 @@ Usage: .venv/bin/python benchmarks/startup.py [--runs 7] [--seconds 5] [--per-ra
 
 Each figure is the median (and best) wall time of fresh `dfdet` processes, from before the process is started to the
 moment it exits (featurize: the store is written when the process ends) or prints its first data row (score). The
-score model is a tiny linear one trained here on a generated corpus. `python -c "import numpy"` and
+score model is a tiny linear one trained here on a generated corpus, scored through torch and then through its
+`dfdet export` copy; then the shipped default detector with the file named on stdin. `python -c "import numpy"` and
 `python -c "import torch"` are timed the same way, as the floors that no dfdet change removes. Then ms/file per
 sample rate of the in-process fast path (benchmarks/mixed_rate.py), one thread.
 """
@@ -128,7 +129,22 @@ def main() -> None:
         for sr, path in files.items():
             cmd = [*dfdet, "-q", "score", str(model), str(path)]
             times = [time_first_row(cmd, tmp) for _ in range(args.runs)]
-            print(f"dfdet score (linear .pt), one {sr / 1000:g} kHz WAV, to first row: {summary(times)}")
+            print(f"dfdet score (linear .pt, torch), one {sr / 1000:g} kHz WAV, to first row: {summary(times)}")
+        subprocess.run([*dfdet, "-q", "export", str(model)], env=ENV, check=True)  # the torch-free copy
+        for sr, path in files.items():
+            cmd = [*dfdet, "-q", "score", str(model), str(path)]
+            times = [time_first_row(cmd, tmp) for _ in range(args.runs)]
+            print(
+                f"dfdet score (linear .pt + dfdet export copy), one {sr / 1000:g} kHz WAV, to first row: {summary(times)}"
+            )
+        for sr, path in files.items():  # the shipped default detector, the file named on stdin
+            times = [
+                time_first_row(["sh", "-c", f"echo {path} | {' '.join(dfdet)} -q score -"], tmp)
+                for _ in range(args.runs)
+            ]
+            print(
+                f"echo FILE | dfdet score - (shipped default), one {sr / 1000:g} kHz WAV, to first row: {summary(times)}"
+            )
         shutil.rmtree(tmp / "model", ignore_errors=True)
 
         keep_large_buffers()  # as `dfdet featurize` and `dfdet score` run
