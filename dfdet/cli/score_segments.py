@@ -64,6 +64,8 @@ def run_segments(
     rows = score_segments(
         det, utts, seconds, hop, jobs=jobs, skip_bad=skip_bad, failures=run.failures, min_seconds=min_seconds
     )
+    if inputs != ("-",):
+        rows = list(rows)  # as `score FILES`: all or nothing (a bad file in strict mode leaves no partial output)
     last = None
     with SegmentWriter(output) as writer:
         for row in rows:
