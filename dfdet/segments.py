@@ -21,14 +21,13 @@ import csv
 import functools
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dfdet import console
 from dfdet.caveats import MIN_SECONDS, too_short, too_short_fix
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.inputs import Utterance
@@ -126,36 +125,16 @@ def prepared_blocks(
 ) -> Iterator[tuple[np.ndarray, float]]:
     """(audio, seconds decoded for it) blocks of a file as mono float64 at `rate` (channel mean, soxr HQ): the same
     samples as a frame recipe's `prepare` of the whole decoded file. Decoding problems raise InputError."""
-    import soundfile as sf
     import soxr
 
-    from dfdet.audio import _DECODE_ERRORS, _decode_error
-    from dfdet.features.lfcc import RESAMPLE_QUALITY, _read_blocks
+    from dfdet.features.lfcc import RESAMPLE_QUALITY, decoded_blocks
 
-    p = Path(path)
-    try:
-        f = sf.SoundFile(str(p))
-    except (OSError, *_DECODE_ERRORS) as exc:
-        raise _decode_error(p, exc) from exc
-    with f:
-        sr = int(f.samplerate)
-        rs = None if sr == rate else soxr.ResampleStream(sr, rate, 1, dtype="float64", quality=RESAMPLE_QUALITY)
-        blocks = _read_blocks(f, max(1, int(round(block_seconds * sr))))
-        try:
-            data = next(blocks, None)
-            if data is None or data.shape[1] == 0:
-                raise InputError(p, "zero-length audio (0 samples)", "remove the file or pass --skip-bad")
-            while data is not None:
-                nxt = next(blocks, None)
-                if not np.isfinite(data).all():
-                    why = "audio contains NaN or infinite samples"
-                    raise InputError(p, why, "re-export the file or pass --skip-bad")
-                y = np.ascontiguousarray(data[:, 0] if data.shape[1] == 1 else data.mean(axis=1))
-                out = y if rs is None else np.asarray(rs.resample_chunk(y, last=nxt is None), dtype=np.float64)
-                yield out, len(y) / float(sr)
-                data = nxt
-        except (OSError, *_DECODE_ERRORS) as exc:
-            raise _decode_error(p, exc) from exc
+    rs = None
+    for y, sr, last in decoded_blocks(path, block_seconds):
+        if rs is None and sr != rate:
+            rs = soxr.ResampleStream(sr, rate, 1, dtype="float64", quality=RESAMPLE_QUALITY)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        yield (y if sr == rate else np.asarray(rs.resample_chunk(y, last=last), dtype=np.float64)), len(y) / float(sr)
 
 
 def window_frames(
@@ -297,29 +276,12 @@ def _segments(
 ) -> Iterator[SegmentRow]:
     from dfdet.featurize import warm_up
     from dfdet.pool import IDLE, ordered_results
-    from dfdet.scoring import SKIP_FIX, BadInput, _as_utterance, _torch_threads
+    from dfdet.scoring import _torch_threads, bad_input_handler, pool_entries
 
-    cwd = os.getcwd()
     if lazy is None:
         lazy = not isinstance(inputs, (list, tuple))
-
-    def bad(path: str, reason: str, utt_id: str = "", fix: str = SKIP_FIX) -> None:
-        if not skip_bad:
-            raise InputError(path, reason, fix)
-        console.warn(f"skipped {path}: {reason}")
-        if failures is not None:
-            failures.append({"utt_id": utt_id, "path": str(path), "reason": str(reason)})
-
-    entries: Iterable[Any]
-    if lazy:
-        entries = (x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs)
-    else:
-        items = [x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs]
-        for b in items:
-            if isinstance(b, BadInput):
-                bad(b.path, b.reason, b.utt_id)
-        entries = [u for u in items if isinstance(u, Utterance)]
-    early = (lambda x: ("bad", x.reason, 0.0) if isinstance(x, BadInput) else None) if lazy else None
+    bad = bad_input_handler(skip_bad, failures)
+    entries, early = pool_entries(inputs, lazy, bad)
     with (
         _torch_threads(1),  # one window at a time, one torch thread: a window's score is the cut file's (contract)
         ordered_results(
@@ -359,43 +321,26 @@ def _seconds(x: float) -> str:
     return f"{x:.3f}"
 
 
-class SegmentWriter:
-    """A segments TSV (header COLUMNS, one row per window), written row by row: to stdout (flushed per row) or
-    atomically to a file (it appears only when the block succeeds)."""
+@contextlib.contextmanager
+def segment_writer(target: str | os.PathLike) -> Iterator[Callable[[SegmentRow], None]]:
+    """`write(row)` into a segments TSV (header COLUMNS, one row per window): stdout (`-`, flushed per row) or a file
+    written atomically (it appears only when the block succeeds)."""
+    from dfdet.atomic import atomic_open
+    from dfdet.labels import label_name
+    from dfdet.scores import format_p, format_score
 
-    def __init__(self, target: str | os.PathLike) -> None:
-        self.target = target
-        self.n_rows = 0
-        self._stack: contextlib.ExitStack | None = None
-        self._fh: IO[str] | None = None
+    streaming = str(target) == "-"
+    with atomic_open(target, "w") as fh:
+        out = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        out.writerow(COLUMNS)
 
-    def __enter__(self) -> SegmentWriter:
-        from dfdet.atomic import atomic_open
+        def write(r: SegmentRow) -> None:
+            values = (r.utt_id, _seconds(r.start), _seconds(r.end), format_score(r.score), format_p(r.p_spoof))
+            out.writerow([*values, label_name(r.decision), r.path])
+            if streaming:
+                fh.flush()
 
-        self._stack = contextlib.ExitStack()
-        self._fh = self._stack.enter_context(atomic_open(self.target, "w"))
-        self._writer = csv.writer(self._fh, delimiter="\t", lineterminator="\n")
-        self._writer.writerow(COLUMNS)
-        self._flush()
-        return self
-
-    def _flush(self) -> None:
-        if str(self.target) == "-" and self._fh is not None:
-            self._fh.flush()
-
-    def write(self, r: SegmentRow) -> None:
-        from dfdet.labels import label_name
-        from dfdet.scores import format_p, format_score
-
-        values = (r.utt_id, _seconds(r.start), _seconds(r.end), format_score(r.score), format_p(r.p_spoof))
-        self._writer.writerow([*values, label_name(r.decision), r.path])
-        self.n_rows += 1
-        self._flush()
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self._stack is not None
-        self._fh = None
-        return bool(self._stack.__exit__(exc_type, exc, tb))
+        yield write
 
 
 def is_segments_header(fields: Sequence[str]) -> bool:

@@ -10,24 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dfdet.cli import cli
 from dfdet.segments import COLUMNS, read_segments, window_bounds
 from tests.conftest import speechlike
 from tests.contract import assert_scores_agree
 from tests.fixtures import write_audio
+from tests.test_frame_models import one_torch_thread  # noqa: F401  (autouse: tiny forwards on one thread)
 
 SR = 16000
 _CACHE: dict[str, object] = {}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------------------------------- audio

@@ -31,7 +31,7 @@ def run_segments(
 
     from dfdet import console
     from dfdet.scoring import is_store_path, stdin_utterances
-    from dfdet.segments import SegmentWriter, score_segments
+    from dfdet.segments import score_segments, segment_writer
 
     if seconds is None:
         raise UsageError("--segment-hop needs --segments", "pass --segments SECONDS (window length) as well")
@@ -66,10 +66,11 @@ def run_segments(
     )
     if inputs != ("-",):
         rows = list(rows)  # as `score FILES`: all or nothing (a bad file in strict mode leaves no partial output)
-    last = None
-    with SegmentWriter(output) as writer:
+    last, windows = None, 0
+    with segment_writer(output) as write:
         for row in rows:
-            writer.write(row)
+            write(row)
+            windows += 1
             if row.utt_id != last:
                 run.done, last = run.done + 1, row.utt_id
         if run.done == 0:
@@ -78,7 +79,7 @@ def run_segments(
         sys.stdout.flush()
     run.finish()
     if output != "-":
-        console.info(f"wrote {output}: {writer.n_rows} windows of {run.done} file(s)")
+        console.info(f"wrote {output}: {windows} windows of {run.done} file(s)")
     console.info(console.summary_line(run.done, run.total, run.skipped, run.seconds))
     if run.skipped:
         raise PartialSuccess(run.skipped)

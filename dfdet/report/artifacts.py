@@ -152,11 +152,17 @@ def _shape_ok(kind: str, keys: set[str]) -> bool:
     return all(k in keys for k in _REQUIRED.get(kind, ()))
 
 
-def _looks_like_scores(path: Path) -> bool:
+def _first_line(path: Path) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            head = fh.readline()
+            return fh.readline()
     except OSError:
+        return None
+
+
+def _looks_like_scores(path: Path) -> bool:
+    head = _first_line(path)
+    if head is None:
         return False
     fields = [f.strip().lower() for f in re.split(r"[\t,]", head)]
     return any(f in ("utt_id", "filename", "uttid") for f in fields) and any(
@@ -201,12 +207,8 @@ def _looks_like_segments(path: Path) -> bool:
     """A segments TSV (`dfdet score --segments`): one row per window, recognised by its header."""
     from dfdet.segments import is_segments_header
 
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            head = fh.readline()
-    except OSError:
-        return False
-    return is_segments_header(head.rstrip("\r\n").split("\t"))
+    head = _first_line(path)
+    return head is not None and is_segments_header(head.rstrip("\r\n").split("\t"))
 
 
 def walk_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, bool]]:
