@@ -125,6 +125,21 @@ def test_windows_with_hop_at_most_half_cover_every_sample(win, hop):
         assert covered.all(), (n, window_bounds(n, win, hop))
 
 
+def test_streamed_audio_is_the_recipes_prepare_of_the_whole_file(tmp_path):
+    """The windows' audio: decoded and resampled block by block, the same samples as `lfcc`'s prepare of the whole
+    decoded file (stereo 44.1 kHz, blocks of 0.3 s)."""
+    from dfdet.audio import load_audio
+    from dfdet.features import get_recipe
+    from dfdet.segments import prepared_blocks
+
+    y = np.stack([syllables(2.0, seed=30, sr=44100), syllables(2.0, seed=31, sr=44100)], axis=1)
+    p = write_audio(tmp_path / "st.wav", y, 44100, subtype="FLOAT")
+    parts = list(prepared_blocks(p, SR, block_seconds=0.3))
+    assert len(parts) == 7 and sum(sec for _, sec in parts) == pytest.approx(2.0)
+    want = get_recipe("lfcc").prepare(*load_audio(p))
+    np.testing.assert_array_equal(np.concatenate([a for a, _ in parts]), want)
+
+
 def test_rows_cover_the_file_in_time_order(dets, runner, tmp_path):
     p = write_audio(tmp_path / "long.wav", syllables(5.3, seed=3), SR, subtype="FLOAT")
     short = write_audio(tmp_path / "short.wav", syllables(1.2, seed=4), SR, subtype="FLOAT")
@@ -211,6 +226,9 @@ def test_fixed_window_detector_store_input_and_bad_sizes_are_one_line_errors(det
         assert r.exit_code == 2 and r.stderr.strip().splitlines()[-1].startswith("dfdet score: error: "), bad
     r = run_segments(runner, dets.linear, str(p), "--segments", "2", "--format", "asvspoof5")
     assert r.exit_code == 2 and "--format asvspoof5 does not apply to --segments" in r.stderr
+    tiny = write_audio(tmp_path / "tiny.wav", syllables(0.1, seed=2), SR)
+    r = run_segments(runner, dets.linear, str(tiny), "--segments", "2")
+    assert r.exit_code == 1 and "too short to judge" in r.stderr and r.stdout == ""
 
 
 def test_skip_bad_jobs_stdin_and_output_file(dets, runner, tmp_path):

@@ -114,7 +114,7 @@ def score(
     window), and each window is scored as if its audio were a file of its own. Rows: utt_id, start, end (seconds
     from the file's start), score, p_spoof, decision, path; files in utt_id order, windows in time order (stdin:
     input order). The lowest-scoring windows are the most spoof-like. Audio inputs only (a feature store keeps
-    features, not audio), format tsv only.
+    features, not audio), format tsv only, no .prov.json sidecar.
     """
     import sys
 
