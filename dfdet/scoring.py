@@ -731,6 +731,37 @@ def score_audio_stream(
     return _score_audio(detector, rec, inputs, jobs, skip_bad, failures, lazy, min_seconds)
 
 
+def bad_input_handler(skip_bad: bool, failures: list[dict[str, str]] | None) -> Callable[..., None]:
+    """`bad(path, reason, utt_id="", fix=SKIP_FIX)`: audio scoring's rule for a bad input (InputError, or under
+    `skip_bad` a warning and a `failures` entry), shared by `score` and `score --segments`."""
+
+    def bad(path: str, reason: str, utt_id: str = "", fix: str = SKIP_FIX) -> None:
+        if not skip_bad:
+            raise InputError(path, reason, fix)
+        console.warn(f"skipped {path}: {reason}")
+        if failures is not None:
+            failures.append({"utt_id": utt_id, "path": str(path), "reason": str(reason)})
+
+    return bad
+
+
+def pool_entries(
+    inputs: Iterable[Utterance | BadInput | str | os.PathLike], lazy: bool, bad: Callable[..., None]
+) -> tuple[Iterable[Utterance | BadInput], Callable[[Any], Any] | None]:
+    """(entries, local) for the worker pool: Utterances (paths get ids relative to the working directory); a list's
+    BadInput markers go to `bad` now, a stream's are answered by `local` without a worker, in input order."""
+    cwd = os.getcwd()
+    if lazy:
+        return (x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs), (
+            lambda x: ("bad", x.reason, 0.0) if isinstance(x, BadInput) else None
+        )
+    items = [x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs]
+    for b in items:
+        if isinstance(b, BadInput):
+            bad(b.path, b.reason, b.utt_id)
+    return [u for u in items if isinstance(u, Utterance)], None
+
+
 def _score_audio(
     detector: ScoringDetector,
     rec: Recipe,
@@ -741,15 +772,8 @@ def _score_audio(
     lazy: bool,
     min_seconds: float = MIN_SECONDS,
 ) -> Iterator[ScoredRow]:
-    cwd = os.getcwd()
     window = caveats.window_seconds(rec.config())
-
-    def bad(path: str, reason: str, utt_id: str = "", fix: str = SKIP_FIX) -> None:
-        if not skip_bad:
-            raise InputError(path, reason, fix)
-        console.warn(f"skipped {path}: {reason}")
-        if failures is not None:
-            failures.append({"utt_id": utt_id, "path": str(path), "reason": str(reason)})
+    bad = bad_input_handler(skip_bad, failures)
 
     def rows_of(batch: list[tuple[Utterance, np.ndarray, float]]) -> Iterator[ScoredRow]:
         # Each file is forwarded on its own (a batch of one, one torch thread): its score never depends on which
@@ -787,16 +811,7 @@ def _score_audio(
     from dfdet.featurize import result_stream
     from dfdet.pool import IDLE
 
-    entries: Iterable[Utterance | BadInput]
-    if lazy:
-        entries = (x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs)
-    else:
-        items = [x if isinstance(x, BadInput) else _as_utterance(x, cwd) for x in inputs]
-        for b in items:
-            if isinstance(b, BadInput):
-                bad(b.path, b.reason, b.utt_id)
-        entries = [u for u in items if isinstance(u, Utterance)]
-    early = (lambda x: ("bad", x.reason, 0.0) if isinstance(x, BadInput) else None) if lazy else None
+    entries, early = pool_entries(inputs, lazy, bad)
     # One row at a time gains nothing from more torch threads, and one thread fixes the arithmetic (score contract).
     with _torch_threads(1), result_stream(rec, entries, jobs, local=early, live=lazy) as results:
         for got in results:

@@ -15,6 +15,7 @@ import pytest
 
 from dfdet.scores import format_p, format_score
 from tests.conftest import speechlike
+from tests.contract import assert_scores_agree
 from tests.fixtures import bona_signal, spoof_signal
 from tests.test_app_backend import AppModels, build_app_models, cli_tsv, paths_to_names, wav_bytes, write_clip
 
@@ -287,6 +288,64 @@ def test_page_without_configuration_says_how_to_start(monkeypatch, tmp_path):
     at = AppTest.from_file(str(PAGE), default_timeout=30)
     at.run()
     assert not at.exception and "No usable detector" in errors(at)[0]
+
+
+def chart_data(at, field: str) -> list:
+    """The data frames of the page's Altair chart whose spec uses `field` (decoded from the chart's Arrow datasets,
+    as the browser receives them)."""
+    import json
+
+    import pyarrow as pa
+
+    charts = [c for c in at.get("vega_lite_chart") if f'"field": "{field}"' in c.proto.spec]
+    assert len(charts) == 1, [c.proto.spec[:80] for c in charts]
+    spec = json.loads(charts[0].proto.spec)
+    return spec, [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in charts[0].proto.datasets]
+
+
+def test_inspect_tab_plots_the_score_over_time_of_a_partial_fake(monkeypatch, runner, tmp_path, tmp_path_factory):
+    """An lfcc detector: under the waveform and spectrogram, one point per 1-s window, the same rows as `dfdet score
+    --segments 1`, the threshold as a rule, and the most spoof-like window on the spliced fake segment."""
+    from tests.test_segments import SR, build_detectors, resynthesised, syllables, tsv_rows
+
+    dets = build_detectors(tmp_path_factory.mktemp("segments"))
+    monkeypatch.delenv("DFDET_APP_MODELS", raising=False)
+    monkeypatch.setenv("DFDET_APP_DETECTOR", str(dets.calibrated))
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.run()
+    y = syllables(6.0, seed=9)
+    y[int(2.0 * SR) : int(3.5 * SR)] = resynthesised(y[int(2.0 * SR) : int(3.5 * SR)])
+    clip = write_clip(tmp_path / "partial.wav", y)
+    upload(at, [("partial.wav", clip.read_bytes())])
+    assert errors(at) == []
+    md = [m.value for m in at.markdown]
+    assert md.index("**Score over time**") == md.index("**Log-mel spectrogram**") + 1
+    spec, (windows, threshold) = chart_data(at, "mid")
+    assert [x["mark"]["type"] for x in spec["layer"]] == ["line", "circle", "rule"]
+    from dfdet.cli import cli
+
+    r = runner.invoke(cli, ["score", str(dets.calibrated), str(clip), "--segments", "1"])
+    assert r.exit_code == 0, r.stderr
+    want = tsv_rows(r.stdout)
+    assert list(windows["start"]) == [float(x["start"]) for x in want] == [0.5 * k for k in range(11)]
+    assert list(windows["end"]) == [float(x["end"]) for x in want]
+    assert_scores_agree(windows["score"], [float(x["score"]) for x in want])
+    assert list(windows["decision"]) == [x["decision"] for x in want]
+    import json
+
+    thr = json.loads(dets.calibrated.read_text())["threshold"]["value"]
+    assert list(threshold["threshold"]) == [thr]
+    lowest = windows.loc[windows["score"].idxmin()]
+    assert lowest["start"] < 3.5 and lowest["end"] > 2.0
+    assert any("window(s) of 1 s every 0.5 s" in c.value for c in at.caption)
+
+
+def test_inspect_tab_says_why_a_fixed_window_detector_has_no_score_over_time(page):
+    upload(page, [("x.wav", wav_bytes(speechlike(16000, 3.0, seed=52)))])
+    assert not page.exception and errors(page) == []
+    assert "**Score over time**" in [m.value for m in page.markdown]
+    assert any("needs a detector on a frame recipe (lfcc)" in i.value and "seed154" in i.value for i in page.info)
+    assert not [c for c in page.get("vega_lite_chart") if '"field": "mid"' in c.proto.spec]
 
 
 # --------------------------------------------------------------------------------------------------- the command

@@ -795,3 +795,36 @@ def test_scores_of_an_ensemble_name_that_ensemble_by_their_sidecar(runner, study
     fitted_on = rows["fused"]["fitted_on"]
     assert fitted_on.startswith("ensemble ens_b.json fitted on") and "fit_b.h5" in fitted_on
     assert "fit_a.h5" not in fitted_on
+
+
+def test_segments_file_gets_a_score_over_time_figure(runner, study, tmp_path, tmp_path_factory):
+    """A `dfdet score --segments` TSV (a partial fake and a bona fide clip) is recognised by its header and drawn,
+    one panel per file; the table names each file's lowest window, on the splice for the partial fake."""
+    import soundfile as sf
+
+    from dfdet.cli import cli
+    from dfdet.report import build_report, detect_artifact
+    from tests.test_segments import SR, build_detectors, resynthesised, syllables
+
+    dets = build_detectors(tmp_path_factory.mktemp("segments"))
+    y = syllables(6.0, seed=5)
+    y[int(3.0 * SR) : int(4.5 * SR)] = resynthesised(y[int(3.0 * SR) : int(4.5 * SR)])
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio" / "partial.wav", y, SR, subtype="FLOAT")
+    sf.write(tmp_path / "audio" / "real.wav", syllables(4.0, seed=6), SR, subtype="FLOAT")
+    seg = tmp_path / "windows.tsv"
+    r = runner.invoke(cli, ["score", str(dets.linear), str(tmp_path / "audio"), "--segments", "1", "-o", str(seg)])
+    assert r.exit_code == 0, r.stderr
+    assert detect_artifact(seg) == "segments"
+    assert detect_artifact(study / "scores" / "sgd.lab_test.tsv") == "scores"  # a score file is still one
+    res = build_report([seg, study / "scores" / "sgd.lab_test.tsv"], tmp_path / "r", n_boot=0)
+    sec = res["summary"]["sections"]["segments"]
+    assert sec["status"] == "ok" and [x["utt_id"] for x in sec["results"]] == ["partial", "real"]
+    part = sec["results"][0]
+    assert part["windows"] == 11 and part["lowest"]["start"] < 4.5 and part["lowest"]["end"] > 3.0
+    rows = [ln.split("\t") for ln in seg.read_text().splitlines()[1:] if ln.startswith("partial\t")]
+    assert part["lowest"]["score"] == min(float(x[3]) for x in rows)
+    page = (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+    assert '<section id="segments"><h2>Score over time</h2>' in page and "windows.tsv: score per window." in page
+    assert all(img.startswith(PNG_SIGNATURE) for img in _images(page))
+    assert res["summary"]["sections"]["evaluation"]["status"] == "ok"  # the score file beside it is still read

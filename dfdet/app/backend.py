@@ -49,6 +49,7 @@ ENV_MODELS = "DFDET_APP_MODELS"
 ENV_DETECTOR = "DFDET_APP_DETECTOR"
 ENV_MAX_UPLOAD_MB = "DFDET_APP_MAX_UPLOAD_MB"
 ENV_MIN_SECONDS = "DFDET_APP_MIN_SECONDS"
+SEGMENT_SECONDS = 1.0  # the Inspect tab's score-over-time windows (hop: half a window, as `score --segments`)
 _MAX_WALK_FILES = 5000
 _MAX_WALK_DEPTH = 5
 _MAX_JSON_BYTES = 20 << 20
@@ -420,7 +421,7 @@ def load_for_app(path: str | os.PathLike) -> LoadedDetector:
     with one_thread():
         warm_up(recipe)
         _warm_resampler(int(getattr(recipe, "sample_rate", 16000) or 16000))
-        scorer.combine(scorer.member_scores(np.zeros((1, scorer.input_dim), dtype=np.float32)))
+        scorer.combine(scorer.member_scores(scorer.dummy_input()))
     return LoadedDetector(p, scorer, recipe, fp)
 
 
@@ -730,6 +731,9 @@ class InspectData:
     groups: list[tuple[str, int, int]]
     saliency: dict[str, dict[str, float]] | None = None  # method -> group -> value
     saliency_note: str = ""
+    segments: pd.DataFrame | None = None  # score over time (segment_frame); None for a fixed-window recipe
+    segments_note: str = ""
+    threshold: float = float("nan")  # the detector's decision threshold on the score scale
 
     def feature_frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -767,6 +771,7 @@ def inspect_upload(
     max_seconds: float = 30.0,
     n_mels: int = 80,
     ig_steps: int = 32,
+    segment_seconds: float = SEGMENT_SECONDS,
 ) -> InspectData:
     """Waveform envelope, log-mel spectrogram, the recipe's feature vector (coloured by group on the page) and the
     clip's saliency per feature group (dfdet.explain) — all computed from the bytes inside a temporary directory."""
@@ -784,8 +789,9 @@ def inspect_upload(
             y, sr = load_audio(p)
         except InputError as e:
             raise InputError(p.name, _clean_reason(e.reason, tmp), e.fix) from None
+        segments, segments_note = segment_frame(loaded, p, segment_seconds)
     with one_thread():
-        vec = np.asarray(rec.extract(rec.prepare(y, sr)), dtype=np.float64).reshape(-1).astype(np.float32)
+        vec, names, groups = _shown_features(loaded, rec.extract(rec.prepare(y, sr)))
     duration = len(y) / float(sr)
     t, lo, hi = _envelope(y, sr)
     target = int(getattr(rec, "sample_rate", 16000) or 16000)
@@ -796,7 +802,6 @@ def inspect_upload(
     mel_db = librosa.power_to_db(S, ref=np.max, top_db=80.0)
     first = loaded.scorer.members[0].detector
     z = (vec.astype(np.float64) - first.scaler_mean) / first.scaler_scale
-    groups = [(g.name, int(g.start), int(g.stop)) for g in rec.groups]
     out = InspectData(
         safe_name(name),
         int(sr),
@@ -810,11 +815,73 @@ def inspect_upload(
         shown,
         vec,
         z,
-        list(rec.feature_names),
+        names,
         groups,
+        segments=segments,
+        segments_note=segments_note,
+        threshold=loaded.threshold,
     )
-    out.saliency, out.saliency_note = clip_saliency(explainer, vec, ig_steps)
+    if loaded.scorer.input_kind == "frames":
+        out.saliency_note = "saliency per feature group is for models that read one vector per clip, not frames"
+    else:
+        out.saliency, out.saliency_note = clip_saliency(explainer, vec, ig_steps)
     return out
+
+
+def _shown_features(loaded: LoadedDetector, value: Any) -> tuple[np.ndarray, list[str], list[tuple[str, int, int]]]:
+    """The vector the Inspect tab draws, with its names and groups: a vector recipe's features; for a frame recipe
+    what a vector model reads (the frames' mean and std, `ScoringDetector.input_of`) or, for a frame model, the
+    frames' mean (standardised by its per-dimension scaler)."""
+    rec = loaded.recipe
+    spans = [(g.name, int(g.start), int(g.stop)) for g in rec.groups]
+    if not getattr(rec, "frames", False):
+        vec = np.asarray(value, dtype=np.float64).reshape(-1).astype(np.float32)
+        return vec, list(rec.feature_names), spans
+    frames = np.asarray(value, dtype=np.float32).reshape(-1, len(rec.feature_names))  # float32 as `score` reads them
+    if loaded.scorer.input_kind == "frames":
+        return frames.mean(axis=0, dtype=np.float64).astype(np.float32), [f"{n}_mean" for n in rec.feature_names], spans
+    from dfdet.store import frame_stat_layout
+
+    _, names, groups = frame_stat_layout(list(rec.feature_names), list(rec.groups))
+    vec = np.asarray(loaded.scorer.input_of(frames, rec), dtype=np.float32)[0]
+    return vec, names, [(g.name, int(g.start), int(g.stop)) for g in groups]
+
+
+def segment_frame(
+    loaded: LoadedDetector, path: str | os.PathLike, seconds: float = SEGMENT_SECONDS
+) -> tuple[pd.DataFrame | None, str]:
+    """(windows of `path` scored as `dfdet score --segments SECONDS` scores them: start, end, mid, score, p_spoof,
+    decision; a caption) or (None, why not) for a detector on a fixed-window recipe."""
+    import pandas as pd
+
+    from dfdet.labels import label_name
+    from dfdet.segments import score_windows, segmenter_for, window_frames
+
+    try:
+        rec, plan = segmenter_for(loaded.scorer, seconds)
+    except UsageError:
+        return None, (
+            f"Score over time needs a detector on a frame recipe (lfcc); this one reads recipe {loaded.recipe.name}, "
+            "a fixed window of each clip."
+        )
+    with one_thread():
+        windows, _ = window_frames(rec, plan, path)
+        rows = score_windows(loaded.scorer, rec, plan, Path(path).stem, str(path), windows)
+    df = pd.DataFrame(
+        {
+            "start": [r.start for r in rows],
+            "end": [r.end for r in rows],
+            "mid": [(r.start + r.end) / 2 for r in rows],
+            "score": [r.score for r in rows],
+            "p_spoof": [r.p_spoof for r in rows],
+            "decision": [label_name(r.decision) for r in rows],
+        }
+    )
+    note = (
+        f"{len(df)} window(s) of {plan.seconds:g} s every {plan.hop:g} s, each scored as a clip of its own (as "
+        f"`dfdet score --segments {plan.seconds:g}`); the line is the threshold: windows below it sound spoofed."
+    )
+    return df, note
 
 
 @contextlib.contextmanager

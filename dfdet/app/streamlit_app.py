@@ -105,6 +105,38 @@ def _feature_chart(d: be.InspectData, column: str) -> Any:
     )
 
 
+def _segments_chart(d: be.InspectData) -> Any:
+    """Score over time: one point per window at its middle (coloured by its decision), joined by a line, on the
+    waveform's time axis, with the detector's threshold as a dashed rule."""
+    import altair as alt
+    import pandas as pd
+
+    df = d.segments
+    x = alt.X("mid:Q", scale=alt.Scale(domain=[0, max(d.duration, 1e-3)]), title="time (s), window middle")
+    y = alt.Y("score:Q", title="score (bona-fide-positive)")
+    tips = [
+        alt.Tooltip("start:Q", format=".2f"),
+        alt.Tooltip("end:Q", format=".2f"),
+        alt.Tooltip("score:Q", format=".4f"),
+        alt.Tooltip("p_spoof:Q", format=".6f"),
+        "decision",
+    ]
+    base = alt.Chart(df).encode(x=x, y=y)
+    line = base.mark_line(color="#4c78a8")
+    points = base.mark_circle(size=60).encode(
+        color=alt.Color(
+            "decision:N",
+            scale=alt.Scale(domain=["bonafide", "spoof"], range=["#54a24b", "#e45756"]),
+            title=None,
+            legend=alt.Legend(orient="bottom"),
+        ),
+        tooltip=tips,
+    )
+    thr = pd.DataFrame({"threshold": [float(d.threshold)]})
+    rule = alt.Chart(thr).mark_rule(color="black", strokeDash=[6, 4]).encode(y="threshold:Q")
+    return (line + points + rule).properties(height=220)
+
+
 def _waveform_figure(d: be.InspectData) -> Any:
     import matplotlib.pyplot as plt
 
@@ -260,6 +292,12 @@ def _inspect(opt: be.DetectorOption, fp: tuple, uploads: list[tuple[str, bytes]]
     if d.shown_seconds < d.duration:
         st.caption(f"first {d.shown_seconds:.0f} s shown")
     st.image(_figure_png(key, "mel", d), width="stretch")
+    st.markdown("**Score over time**")
+    if d.segments is None:
+        st.info(d.segments_note)
+    else:
+        st.altair_chart(_segments_chart(d), width="stretch", key="segments_chart")
+        st.caption(d.segments_note)
     st.markdown(f"**The {len(d.features)}-D feature vector**, coloured by feature group")
     scale = st.radio("Scale", ["z-score (training scaler)", "raw value"], horizontal=True, key="feature_scale")
     st.altair_chart(_feature_chart(d, "z" if scale.startswith("z") else "value"), width="stretch")

@@ -35,6 +35,19 @@ from dfdet.cli.options import jobs_option, label_options, min_seconds_option, sc
 )
 @click.option("--members", is_flag=True, help="Add one raw score column per member model (score_<name>).")
 @min_seconds_option
+@click.option(
+    "--segments",
+    type=float,
+    metavar="SECONDS",
+    help="Score windows of SECONDS instead of whole files: one row per window (utt_id, start, end, score, p_spoof, "
+    "decision, path), showing WHERE in a file the detector hears a fake. Needs a detector on a frame recipe (lfcc).",
+)
+@click.option(
+    "--segment-hop",
+    type=float,
+    metavar="SECONDS",
+    help="Seconds between window starts with --segments (default: half a window).",
+)
 def score(
     args: tuple[str, ...],
     detector_ref: str | None,
@@ -49,6 +62,8 @@ def score(
     calibration: str | None,
     members: bool,
     min_seconds: float,
+    segments: float | None,
+    segment_hop: float | None,
 ) -> None:
     """Score audio or one feature store with a detector: a model (.pt), a calibrated detector or an ensemble JSON.
 
@@ -92,6 +107,14 @@ def score(
       find . -name '*.wav' | dfdet score model.pt -      # first row as soon as the first file is scored
       dfdet score cal.json --labels protocol.txt --format asvspoof5 -o cm_scores.tsv
       dfdet score ens.json eval.h5 --members -o fused.tsv
+      dfdet score lfcc_model.pt long.wav --segments 2 -o windows.tsv
+
+    With --segments SECONDS every audio file is cut into windows of SECONDS every --segment-hop seconds (default half
+    a window; a last partial window is kept when at least half a window, a file shorter than one window is one
+    window), and each window is scored as if its audio were a file of its own. Rows: utt_id, start, end (seconds
+    from the file's start), score, p_spoof, decision, path; files in utt_id order, windows in time order (stdin:
+    input order). The lowest-scoring windows are the most spoof-like. Audio inputs only (a feature store keeps
+    features, not audio), format tsv only, no .prov.json sidecar.
     """
     import sys
 
@@ -143,6 +166,28 @@ def score(
         f"score: inputs {' '.join(inputs) or '-'}; labels {labels or '-'} ({label_kind}); jobs {jobs}; "
         f"format {fmt}; members {members}; skip bad {skip_bad}; min seconds {min_seconds:g}; output {output}"
     )
+
+    if segments is not None or segment_hop is not None:
+        from dfdet.cli.score_segments import run_segments
+
+        run_segments(
+            det,
+            inputs,
+            output,
+            segments,
+            segment_hop,
+            run,
+            fmt=fmt,
+            members=members,
+            labels=labels,
+            label_kind=label_kind,
+            numeric_labels=numeric_labels,
+            audio_root=audio_root,
+            jobs=jobs,
+            skip_bad=skip_bad,
+            min_seconds=min_seconds,
+        )
+        return
 
     def sidecar() -> dict:  # called as the score file commits, when the counts are final
         return score_provenance(

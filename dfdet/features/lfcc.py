@@ -232,8 +232,12 @@ def _read_blocks(f: Any, block: int) -> Iterator[np.ndarray]:
         yield data
 
 
-def _file_blocks(path: str | os.PathLike, block_seconds: float) -> Iterator[tuple[np.ndarray, int, int]]:
-    """(frames [t, 60], input samples decoded for them, sample rate) per block read; see `iter_lfcc_file`."""
+def decoded_blocks(
+    path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS
+) -> Iterator[tuple[np.ndarray, int, bool]]:
+    """(mono float64 block (channel mean), sample rate, is it the last) of a file read through soundfile
+    `block_seconds` at a time. Decoding problems, zero-length and NaN audio raise InputError naming the file, as
+    `dfdet.audio.load_audio` does."""
     import soundfile as sf
 
     from dfdet.audio import _DECODE_ERRORS, _decode_error
@@ -245,7 +249,6 @@ def _file_blocks(path: str | os.PathLike, block_seconds: float) -> Iterator[tupl
         raise _decode_error(p, exc) from exc
     with f:
         sr = int(f.samplerate)
-        stream = LfccStream(sr)
         blocks = _read_blocks(f, max(1, int(round(block_seconds * sr))))
         try:
             data = next(blocks, None)
@@ -257,15 +260,22 @@ def _file_blocks(path: str | os.PathLike, block_seconds: float) -> Iterator[tupl
                     raise InputError(
                         p, "audio contains NaN or infinite samples", "re-export the file or pass --skip-bad"
                     )
-                y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)
-                try:
-                    out = stream.push(y, last=nxt is None)
-                except DfdetError as e:
-                    raise InputError(p, e.what, e.fix) from e
-                yield out, len(y), sr
+                yield (data[:, 0] if data.shape[1] == 1 else data.mean(axis=1)), sr, nxt is None
                 data = nxt
         except (OSError, *_DECODE_ERRORS) as exc:
             raise _decode_error(p, exc) from exc
+
+
+def _file_blocks(path: str | os.PathLike, block_seconds: float) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(frames [t, 60], input samples decoded for them, sample rate) per block read; see `iter_lfcc_file`."""
+    stream: LfccStream | None = None
+    for y, sr, last in decoded_blocks(path, block_seconds):
+        stream = stream or LfccStream(sr)
+        try:
+            out = stream.push(y, last=last)
+        except DfdetError as e:
+            raise InputError(Path(path), e.what, e.fix) from e
+        yield out, len(y), sr
 
 
 def iter_lfcc_file(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:

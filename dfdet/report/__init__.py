@@ -26,6 +26,7 @@ SECTION_IDS = (
     "explainability",
     "robustness",
     "crossval",
+    "segments",
     "provenance",
 )
 

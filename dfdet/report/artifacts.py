@@ -1,7 +1,8 @@
 """Report inputs: find every artifact under the given paths, tell what each one is by its content, load it.
 
 Kinds: `model` (.pt written by `dfdet train`, with its `.history.jsonl` beside it), `history` (a lone history),
-`scores` (score file with a header holding utt_id and score), `calibration`, `ensemble`, `landscape`, `evaluation`
+`scores` (score file with a header holding utt_id and score), `segments` (`dfdet score --segments` windows),
+`calibration`, `ensemble`, `landscape`, `evaluation`
 (`dfdet evaluate --json`), `explain`, `shortcuts`, `attack`, `degrade` (JSON documents), `features` (feature stores,
 listed for provenance only). JSON documents are recognised by their `kind` / `schema` key first, by their shape
 second, so a renamed file is still read correctly.
@@ -151,11 +152,17 @@ def _shape_ok(kind: str, keys: set[str]) -> bool:
     return all(k in keys for k in _REQUIRED.get(kind, ()))
 
 
-def _looks_like_scores(path: Path) -> bool:
+def _first_line(path: Path) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            head = fh.readline()
+            return fh.readline()
     except OSError:
+        return None
+
+
+def _looks_like_scores(path: Path) -> bool:
+    head = _first_line(path)
+    if head is None:
         return False
     fields = [f.strip().lower() for f in re.split(r"[\t,]", head)]
     return any(f in ("utt_id", "filename", "uttid") for f in fields) and any(
@@ -189,9 +196,19 @@ def detect_artifact(path: str | os.PathLike) -> str | None:
         if is_sidecar_doc(doc) or name.endswith(SIDECAR_SUFFIX):
             return SIDECAR_KIND
         return json_kind(doc)
+    if suffix in SCORE_SUFFIXES and _looks_like_segments(p):
+        return "segments"
     if suffix in SCORE_SUFFIXES and _looks_like_scores(p):
         return "scores"
     return None
+
+
+def _looks_like_segments(path: Path) -> bool:
+    """A segments TSV (`dfdet score --segments`): one row per window, recognised by its header."""
+    from dfdet.segments import is_segments_header
+
+    head = _first_line(path)
+    return head is not None and is_segments_header(head.rstrip("\r\n").split("\t"))
 
 
 def walk_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, bool]]:
@@ -273,6 +290,10 @@ def load_artifact(path: Path, kind: str) -> Artifact:
         return art
     if kind == "features":
         return Artifact("features", path, _file_hash(path), name=path.stem)
+    if kind == "segments":
+        from dfdet.segments import read_segments
+
+        return Artifact("segments", path, _file_hash(path), table=read_segments(path), name=path.stem)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -445,3 +445,29 @@ def attack_figure(sweeps: Sequence[dict[str, Any]], title: str = "Feature-space 
     _legend_outside(eer_ax, [acc_ax, eer_ax])
     fig.suptitle(title, fontweight="bold")
     return to_png(fig, tight=True)
+
+
+def segments_figure(files: Sequence[dict[str, Any]], title: str = "Score over time") -> bytes:
+    """One panel per file: each window's score at its middle (green bona fide, red spoof) joined by a line, the
+    band holding the decision threshold (`threshold`: (low, high) or None) and the lowest-scoring window shaded."""
+    n = max(1, len(files))
+    fig, ax = _figure(9.0, 1.0 + 2.0 * n, nrows=n, margins=(0.8, 0.25, 0.6, 0.65), hspace=0.6)
+    for a, f in zip(ax[:, 0], files, strict=False):
+        start, end, score = (np.asarray(f[k], dtype=np.float64) for k in ("start", "end", "score"))
+        mid, spoof = (start + end) / 2, np.asarray(f["decision"]) == 1
+        a.plot(mid, score, color="#4c78a8", lw=1.2, zorder=1)
+        a.scatter(mid[~spoof], score[~spoof], s=14, color="#54a24b", label="bonafide", zorder=2)
+        a.scatter(mid[spoof], score[spoof], s=14, color="#e45756", label="spoof", zorder=2)
+        if f.get("threshold") is not None:
+            lo, hi = f["threshold"]
+            a.axhspan(lo, hi, color="#888", alpha=0.25, lw=0, label="threshold lies here")
+        k = int(np.argmin(score))
+        a.axvspan(start[k], end[k], color="#e45756", alpha=0.12, lw=0, label="lowest window")
+        a.set_xlim(0, max(float(end.max()), 1e-3))
+        a.set_ylabel("score")
+        a.set_title(str(f["utt_id"]), fontsize="small")
+        a.grid(alpha=0.3)
+    ax[-1, 0].set_xlabel("time (s), window middle")
+    fig.suptitle(_wrap(title))
+    _legend_outside(ax[0, 0])
+    return to_png(fig, tight=True)

@@ -41,6 +41,7 @@ from dfdet.report.document import (
     skipped,
 )
 from dfdet.report.labels import column_label, condition_label
+from dfdet.report.segments import segments_section
 
 MAX_CURVES = 12  # curves per ROC/DET figure and panels per histogram figure
 
@@ -1406,6 +1407,7 @@ def all_sections(ctx: Context, report_prov: dict[str, Any]) -> list[Section]:
         explain_section(ctx),
         robustness_section(ctx),
         *([crossval_section(ctx)] if ctx.inputs.of("crossval") else []),  # only when given: no skip note
+        *([segments_section(ctx)] if ctx.inputs.of("segments") else []),  # only when given: no skip note
         provenance_section(ctx, report_prov),
     ]
 
