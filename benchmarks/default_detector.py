@@ -83,7 +83,8 @@ def main() -> None:
                 (row,) = list(score_audio_stream(det, [str(clips[i + 1])]))
                 lat.append(time.perf_counter() - t0)
             print(
-                f"{name}: load {med_best(loads)} (first load includes imports); one {args.seconds:g}-s file {med_best(lat)}"
+                f"{name}: load {med_best(loads)} (first load includes imports); "
+                f"one {args.seconds:g}-s file {med_best(lat)}"
             )
         listing = "\n".join(str(c) for c in clips) + "\n"
         for jobs in (1, 2):
@@ -104,7 +105,8 @@ def main() -> None:
                 assert len(r.stdout.splitlines()) == len(clips) + 1
             w = statistics.median(walls)
             print(
-                f"find DIR -name '*.wav' | dfdet score - -j {jobs}: {len(clips)} files in {w:.2f} s = {len(clips) / w:.0f} files/s (median of {args.runs}, start-up included)"
+                f"find DIR -name '*.wav' | dfdet score - -j {jobs}: {len(clips)} files in {w:.2f} s = "
+                f"{len(clips) / w:.0f} files/s (median of {args.runs}, start-up included)"
             )
 
 

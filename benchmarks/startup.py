@@ -135,7 +135,8 @@ def main() -> None:
             cmd = [*dfdet, "-q", "score", str(model), str(path)]
             times = [time_first_row(cmd, tmp) for _ in range(args.runs)]
             print(
-                f"dfdet score (linear .pt + dfdet export copy), one {sr / 1000:g} kHz WAV, to first row: {summary(times)}"
+                f"dfdet score (linear .pt + dfdet export copy), one {sr / 1000:g} kHz WAV, to first row: "
+                f"{summary(times)}"
             )
         for sr, path in files.items():  # the shipped default detector, the file named on stdin
             times = [
@@ -143,7 +144,8 @@ def main() -> None:
                 for _ in range(args.runs)
             ]
             print(
-                f"echo FILE | dfdet score - (shipped default), one {sr / 1000:g} kHz WAV, to first row: {summary(times)}"
+                f"echo FILE | dfdet score - (shipped default), one {sr / 1000:g} kHz WAV, to first row: "
+                f"{summary(times)}"
             )
         shutil.rmtree(tmp / "model", ignore_errors=True)
 
