@@ -272,7 +272,8 @@ FITTERS: dict[str, Fitter] = {}
 
 def register_fitter(kind: str) -> Callable[[Fitter], Fitter]:
     """Register `fit_and_score(store_path, fs, train_rows, test_rows, model, config, seed) -> scores` for models
-    whose input kind is `kind` (scores: one per test row, bona-fide-positive)."""
+    whose input kind is `kind` (scores: one per test row, bona-fide-positive). With `--degraded` it is also passed
+    `extra=[(store_path, FeatureSet, rows), ...]` and returns the scores of those rows after the test rows'."""
 
     def deco(fn: Fitter) -> Fitter:
         FITTERS[kind] = fn
@@ -343,6 +344,7 @@ def fit_vector(
     model: str,
     config: TrainConfig,
     seed: int,
+    extra: Sequence[tuple[str | Path | None, FeatureSet, np.ndarray]] = (),
 ) -> np.ndarray:
     """Any model of dfdet.models on the store's /features (dfdet.training.train_model), validated on held-out
     training groups (`validation_rows`); returns bona-fide-positive scores of the test rows."""
@@ -355,7 +357,10 @@ def fit_vector(
     fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = train_model(fs.subset(fit), fs.subset(val) if len(val) else None, cfg)
-    return detector_of(res).scores(fs.X[np.asarray(test_rows, dtype=np.int64)])
+    det = detector_of(res)
+    parts = [det.scores(fs.X[np.asarray(test_rows, dtype=np.int64)])]
+    parts += [det.scores(efs.X[np.asarray(rows, dtype=np.int64)]) for _, efs, rows in extra]
+    return np.concatenate(parts)
 
 
 @register_fitter("frames")
@@ -367,6 +372,7 @@ def fit_frames_fold(
     model: str,
     config: TrainConfig,
     seed: int,
+    extra: Sequence[tuple[str | Path | None, FeatureSet, np.ndarray]] = (),
 ) -> np.ndarray:
     """A frame model (e.g. the LCNN) on the store's ragged frames, trained on random fixed-length chunks of the
     training rows (dfdet.frametraining) and validated on held-out training groups; whole-utterance test scores."""
@@ -381,7 +387,87 @@ def fit_frames_fold(
     fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = fit_frames(store_path, fit, cfg, val_rows=val)
-    return score_frame_rows(res, store_path, np.asarray(test_rows, dtype=np.int64))
+    parts = [score_frame_rows(res, store_path, np.asarray(test_rows, dtype=np.int64))]
+    parts += [score_frame_rows(res, path, np.asarray(rows, dtype=np.int64)) for path, _, rows in extra]
+    return np.concatenate(parts)
+
+
+# --------------------------------------------------------------------------------------------------- degraded
+@dataclass
+class DegradedRows:
+    """Augmented copies of the store's clips held in another store (`featurize --augment` of the same audio): each
+    is scored by the fold model that held out its clip, so the cross-system figure is measured again under every
+    degradation. `origin`: the row of the main store each copy was made from; `kind`: its augmentation steps."""
+
+    path: str
+    fs: FeatureSet
+    rows: np.ndarray
+    origin: np.ndarray
+    kind: list[str]
+
+
+def augment_kind(spec: str) -> str:
+    """`noise:kind=pink,snr=3|mp3:kbps=64` -> `noise+mp3`."""
+    return "+".join(step.split(":", 1)[0] for step in str(spec).split("|") if step)
+
+
+def degraded_rows(path: str | Path, fs: FeatureSet, dfs: FeatureSet | None = None) -> DegradedRows:
+    """The augmented rows of store `path` whose clip (utt_id before `@aug`) is an original row of `fs`."""
+    from dfdet.store import load_features
+
+    dfs = dfs if dfs is not None else load_features(path)
+    if dfs.recipe_hash != fs.recipe_hash or dfs.dim != fs.dim:
+        raise InputError(
+            path,
+            f"made with recipe {dfs.recipe} (hash {dfs.recipe_hash}, {dfs.dim} values) but the store cross-validated "
+            f"was made with {fs.recipe} (hash {fs.recipe_hash}, {fs.dim} values)",
+            "featurize the degraded copies with the same recipe and settings",
+        )
+    originals = {u: i for i, u in enumerate(fs.utt_id) if not fs.augment[i]}
+    rows, origin, kinds = [], [], []
+    for j, (u, spec) in enumerate(zip(dfs.utt_id, dfs.augment, strict=True)):
+        if spec and str(u).split("@aug", 1)[0] in originals:
+            rows.append(j)
+            origin.append(originals[str(u).split("@aug", 1)[0]])
+            kinds.append(augment_kind(spec))
+    if not rows:
+        raise InputError(
+            path,
+            "no augmented copy of a clip of the cross-validated store",
+            "featurize the same audio with --augment N (utt_ids ID@augK of the store's ID)",
+        )
+    return DegradedRows(str(path), dfs, np.asarray(rows, dtype=np.int64), np.asarray(origin, dtype=np.int64), kinds)
+
+
+def _degraded_summary(
+    fs: FeatureSet, plan: FoldPlan, deg: DegradedRows, scores: np.ndarray, n_boot: int, ci: float
+) -> dict[str, Any]:
+    """EER of the degraded copies per augmentation kind, beside the clean EER of the same clips' originals."""
+    clusters = np.asarray(bootstrap_groups(fs, plan), dtype=object)
+    y = fs.y[deg.origin].astype(np.int64)
+    kinds = np.asarray(deg.kind, dtype=object)
+
+    def entry(s: np.ndarray, yy: np.ndarray, cl: np.ndarray) -> dict[str, Any]:
+        e, a = _eer_or_none(s, yy)
+        return {
+            "n_bonafide": int((yy == 0).sum()),
+            "n_spoof": int((yy == 1).sum()),
+            "eer": e,
+            "roc_auc": a,
+            "ci": list(group_bootstrap_eer(s, yy, cl, n_boot, ci, plan.seed) or []) or None,
+        }
+
+    per_kind = []
+    for name in sorted(set(deg.kind)):
+        sel = kinds == name
+        per_kind.append({"kind": name, **entry(scores[sel], y[sel], clusters[deg.origin][sel])})
+    return {
+        "store": deg.path,
+        "rows": len(deg.rows),
+        "all": entry(scores, y, clusters[deg.origin]),
+        "per_kind": per_kind,
+        "scores": {"utt_id": [deg.fs.utt_id[i] for i in deg.rows], "score": scores.tolist()},
+    }
 
 
 # --------------------------------------------------------------------------------------------------- metrics
@@ -464,11 +550,13 @@ def crossval_model(
     ci: float = 0.95,
     log: Callable[[str], None] | None = None,
     progress: Callable[[Any], Any] | None = None,
+    degraded: DegradedRows | None = None,
 ) -> dict[str, Any]:
     """Train and score `model` on every fold of `plan`; per-fold, pooled (with a group bootstrap CI) and per-family
-    EER of the pooled scores."""
+    EER of the pooled scores; with `degraded`, also the EER of those copies per augmentation kind."""
     kind, fitter = fitter_for(model)
     scores = np.full(len(fs), np.nan)
+    deg_scores = np.full(len(degraded.rows) if degraded is not None else 0, np.nan)
     folds = []
     t_model = time.perf_counter()
     ks = range(plan.n_folds)
@@ -492,9 +580,19 @@ def crossval_model(
                 f"use fewer --folds, k-fold instead of logo{purged}",
             )
         t0 = time.perf_counter()
-        s = np.asarray(fitter(store_path, fs, tr, te, model, config, config.seed), dtype=np.float64)
-        if s.shape != (len(te),) or not np.isfinite(s).all():
+        if degraded is None:
+            s = np.asarray(fitter(store_path, fs, tr, te, model, config, config.seed), dtype=np.float64)
+            n_extra = 0
+        else:
+            mine = np.flatnonzero(np.isin(degraded.origin, te))
+            extra = [(degraded.path, degraded.fs, degraded.rows[mine])]
+            s = np.asarray(fitter(store_path, fs, tr, te, model, config, config.seed, extra=extra), np.float64)
+            n_extra = len(mine)
+        if s.shape != (len(te) + n_extra,) or not np.isfinite(s).all():
             raise DfdetError(f"fitter {kind!r} returned {s.shape} scores for {len(te)} test rows (or non-finite)")
+        if n_extra:
+            deg_scores[mine] = s[len(te) :]
+            s = s[: len(te)]
         scores[te] = s
         rec["eer"], rec["roc_auc"] = _eer_or_none(s, fs.y[te])
         rec["seconds"] = time.perf_counter() - t0
@@ -528,7 +626,7 @@ def crossval_model(
                 "ci": list(group_bootstrap_eer(s[keep], y[keep], clusters[keep], n_boot, ci, plan.seed) or []) or None,
             }
         )
-    return {
+    out: dict[str, Any] = {
         "model": model,
         "fitter": kind,
         "config": config.to_dict(),
@@ -544,6 +642,17 @@ def crossval_model(
         "seconds": time.perf_counter() - t_model,
         "scores": {"utt_id": [fs.utt_id[i] for i in tested], "score": s.tolist()},
     }
+    if degraded is not None:
+        done = np.isfinite(deg_scores)  # copies of clips no fold tested (none under k-fold) are left out
+        sub = DegradedRows(
+            degraded.path,
+            degraded.fs,
+            degraded.rows[done],
+            degraded.origin[done],
+            [k for k, d in zip(degraded.kind, done, strict=True) if d],
+        )
+        out["degraded"] = _degraded_summary(fs, plan, sub, deg_scores[done], n_boot, ci)
+    return out
 
 
 def run_crossval(
@@ -554,6 +663,7 @@ def run_crossval(
     log: Callable[[str], None] | None = None,
     progress: Callable[[Any], Any] | None = None,
     fs: FeatureSet | None = None,
+    degraded: str | Path | None = None,
 ) -> dict[str, Any]:
     """Cross-validate each of `models` (`train_config(model)` gives its TrainConfig) on the store; the JSON document
     (`kind: crossval`) that `dfdet crossval` writes and `dfdet report` renders."""
@@ -566,6 +676,7 @@ def run_crossval(
         fitter_for(m)  # unknown models fail before any training
     fs = fs if fs is not None else load_features(store_path)
     plan = plan_folds(fs, cv.group_by, cv.folds, cv.seed, cv.speakers, cv.augmented)
+    deg = degraded_rows(degraded, fs) if degraded is not None else None
     if log:
         d = plan.describe()
         log(
@@ -584,7 +695,9 @@ def run_crossval(
         for k in range(plan.n_folds)
     ]
     results = [
-        crossval_model(fs, plan, m, train_config(m), store_path, cv.n_boot, cv.ci, log=log, progress=progress)
+        crossval_model(
+            fs, plan, m, train_config(m), store_path, cv.n_boot, cv.ci, log=log, progress=progress, degraded=deg
+        )
         for m in models
     ]
     p = Path(store_path)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dfdet import crossval as cv
-from dfdet.errors import DfdetError, UsageError
+from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.features import FeatureGroup
 from dfdet.store import FeatureSet, write_features
 from dfdet.training import make_config
@@ -305,3 +305,84 @@ def test_validation_falls_back_to_systems_when_speakers_join_everything() -> Non
     assert len(val) and set(fs.y[val].tolist()) == {0, 1}
     groups = cv.row_groups(fs, "system")
     assert not {groups[i] for i in fit} & {groups[i] for i in val}
+
+
+# ------------------------------------------------------------------------------------------------- --degraded
+def _degraded_store(fs, kinds=("noise:snr=5", "mp3:kbps=16")):
+    """Copies ID@augK of every original row, the features shifted by K (a stand-in for a degradation)."""
+    from dataclasses import fields
+    from dataclasses import replace as dc_replace
+
+    orig = np.flatnonzero([not a for a in fs.augment])
+    parts = []
+    for k, spec in enumerate(kinds, start=1):
+        sub = fs.subset(orig)
+        parts.append(
+            dc_replace(sub, X=sub.X + k, utt_id=[f"{u}@aug{k}" for u in sub.utt_id], augment=[spec] * len(sub))
+        )
+    n = len(parts[0])
+    cols = {}
+    for f in fields(parts[0]):
+        v = getattr(parts[0], f.name)
+        if f.name in ("X", "y"):
+            cols[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
+        elif isinstance(v, list) and len(v) == n:
+            cols[f.name] = sum((list(getattr(p, f.name)) for p in parts), [])
+        elif isinstance(v, np.ndarray) and v.shape[:1] == (n,):
+            cols[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
+    return dc_replace(parts[0], **cols)
+
+
+def test_degraded_copies_are_scored_by_the_fold_model_that_held_out_their_clip(monkeypatch, tmp_path) -> None:
+    from dfdet import models
+
+    fs = make_fs(corpus())
+    dfs = _degraded_store(fs)
+    plan = cv.plan_folds(fs, "system", 3, seed=0)
+    deg = cv.degraded_rows("deg.h5", fs, dfs)
+    assert len(deg.rows) == 2 * sum(1 for a in fs.augment if not a) and set(deg.kind) == {"noise", "mp3"}
+    seen = []
+
+    def toy(store_path, fs_, train_rows, test_rows, model, config, seed, extra=()):
+        ((path, efs, rows),) = extra
+        seen.append((set(train_rows.tolist()), rows))
+        return np.concatenate([-fs_.X[test_rows, 0], -efs.X[rows, 0]]).astype(np.float64)
+
+    monkeypatch.setattr(models, "MODEL_INPUT", {"linear": "toy"}, raising=False)
+    monkeypatch.setitem(cv.FITTERS, "toy", toy)
+    res = cv.crossval_model(fs, plan, "linear", make_config(seed=5), n_boot=20, degraded=deg)
+    scored = np.concatenate([rows for _, rows in seen])
+    assert sorted(scored.tolist()) == sorted(deg.rows.tolist())  # every copy once
+    base = {u: i for i, u in enumerate(fs.utt_id)}
+    for train, rows in seen:  # never by a model that trained on its clip
+        assert not {base[dfs.utt_id[j].split("@aug")[0]] for j in rows} & train
+    d = res["degraded"]
+    assert [k["kind"] for k in d["per_kind"]] == ["mp3", "noise"]
+    assert d["all"]["n_bonafide"] + d["all"]["n_spoof"] == len(deg.rows) == d["rows"]
+    got = dict(zip(d["scores"]["utt_id"], d["scores"]["score"], strict=True))
+    j = int(deg.rows[0])
+    assert got[dfs.utt_id[j]] == pytest.approx(-float(dfs.X[j, 0]))
+
+
+def test_degraded_store_of_another_recipe_or_other_clips_is_refused() -> None:
+    from dataclasses import replace as dc_replace
+
+    fs = make_fs(corpus())
+    dfs = _degraded_store(fs)
+    with pytest.raises(InputError, match="recipe"):
+        cv.degraded_rows("deg.h5", fs, dc_replace(dfs, recipe_hash="other"))
+    with pytest.raises(InputError, match="no augmented copy"):
+        cv.degraded_rows("deg.h5", fs, dc_replace(dfs, utt_id=[f"x{u}" for u in dfs.utt_id]))
+
+
+def test_cli_crossval_degraded_rows_with_real_training(runner, tmp_path) -> None:
+    from dfdet.cli import cli
+
+    fs = make_fs(corpus(n_systems=9, n_bona_speakers=9))
+    write_features(tmp_path / "s.h5", fs)
+    write_features(tmp_path / "d.h5", _degraded_store(fs))
+    args = ["crossval", str(tmp_path / "s.h5"), "--model", "logreg", "--folds", "3", "--bootstrap", "20"]
+    r = runner.invoke(cli, [*args, "--degraded", str(tmp_path / "d.h5"), "-o", str(tmp_path / "cv.json")])
+    assert r.exit_code == 0, r.output
+    kinds = [line.split("\t")[1] for line in r.stdout.splitlines() if "\tdegraded=" in line]
+    assert kinds == ["degraded=all", "degraded=mp3", "degraded=noise"]

@@ -21,6 +21,8 @@ from tests.fixtures import bona_signal, spoof_signal, write_audio
 
 NAME = "seed154-asvspoof2019la"
 FOLDER = ROOT / "models" / NAME
+DEFAULT = ROOT / "models" / "default"
+RS_LABELS = SHARED / "data" / "realspeech" / "labels.csv"
 
 
 @pytest.fixture
@@ -73,6 +75,29 @@ def test_card_headline_is_the_measured_figure():
     h = card["headline"]
     assert pooled[h["system"]][h["metric"]] == pytest.approx(h["value"], abs=5e-5)
     assert (FOLDER / card["card"]).is_file() and (FOLDER / card["detector"]).is_file()
+
+
+def test_default_folder_is_a_calibrated_logreg_and_its_card_quotes_the_crossval_files():
+    """models/default: the committed logreg loads without pickle; the card index's headline and the card's tables
+    are the cross-validation JSONs' numbers, not hand-typed ones."""
+    import torch
+
+    obj = torch.load(DEFAULT / "model.pt", map_location="cpu", weights_only=True)
+    assert obj["arch"]["name"] == "logreg" and obj["recipe"]["name"] == "lfcc" and obj["arch"]["input_dim"] == 120
+    assert obj["provenance"]["torch_threads"] == 1 and "initial_state" not in obj
+    card = json.loads((DEFAULT / CARD).read_text())
+    assert card["detector"] == "calibration.json" and find("default").detector == DEFAULT / "calibration.json"
+    system = json.loads((DEFAULT / "crossval_system.json").read_text())["models"][0]
+    source = json.loads((DEFAULT / "crossval_source.json").read_text())["models"][0]
+    assert card["headline"]["value"] == pytest.approx(system["pooled"]["eer"], abs=5e-7)
+    text = (DEFAULT / card["card"]).read_text()
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    for value in (system["pooled"]["eer"], *system["pooled"]["ci"], source["pooled"]["eer"], *source["pooled"]["ci"]):
+        assert pct(value) in text, f"{pct(value)} % is not in the card"
+    for entry in system["degraded"]["per_kind"]:
+        assert f"{pct(entry['eer'])} [{pct(entry['ci'][0])}, {pct(entry['ci'][1])}]" in text, entry["kind"]
+    for fam in system["per_family"] + source["per_family"]:
+        assert f"{pct(fam['eer'])} [{pct(fam['ci'][0])}, {pct(fam['ci'][1])}]" in text, fam["family"]
 
 
 # --------------------------------------------------------------------------------------------------- dfdet models
@@ -264,9 +289,11 @@ def test_make_models_rebuilds_the_committed_folder(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    committed = artifact_files(FOLDER)
-    rebuilt = artifact_files(out / NAME)
-    assert [p.name for p in rebuilt] == [p.name for p in committed]
-    differ = [p.name for p, q in zip(committed, rebuilt, strict=True) if fingerprint(p) != fingerprint(q)]
-    assert differ == [], f"rebuilt artifacts differ from the committed ones: {differ}"
+    folders = [NAME] + (["default"] if RS_LABELS.exists() else [])  # default needs the realspeech corpus
+    for name in folders:
+        committed = artifact_files(ROOT / "models" / name)
+        rebuilt = artifact_files(out / name)
+        assert [p.name for p in rebuilt] == [p.name for p in committed]
+        differ = [p.name for p, q in zip(committed, rebuilt, strict=True) if fingerprint(p) != fingerprint(q)]
+        assert differ == [], f"rebuilt {name} artifacts differ from the committed ones: {differ}"
     assert len(read_scores(tmp_path / "work" / "seed154" / "scores" / "ensemble.tsv").utt_id) == 600

@@ -124,6 +124,13 @@ def table_rows(doc: dict[str, Any]) -> list[list[str]]:
                 [m["model"], f"family={fam['family']}", "all", "-", str(p["n_bonafide"]), str(fam["n_spoof"])]
                 + [_fmt(fam["eer"]), _fmt(ci[0]), _fmt(ci[1])]
             )
+        deg = m.get("degraded")
+        for k in [{"kind": "all", **deg["all"]}, *deg["per_kind"]] if deg else []:
+            ci = k.get("ci") or [None, None]
+            rows.append(
+                [m["model"], f"degraded={k['kind']}", "all", "-", str(k["n_bonafide"]), str(k["n_spoof"])]
+                + [_fmt(k["eer"]), _fmt(ci[0]), _fmt(ci[1])]
+            )
     return rows
 
 
@@ -178,6 +185,13 @@ TABLE_COLUMNS += ["ci_low_pct", "ci_high_pct"]
     default=None,
     help="Folder for each model's out-of-fold score file MODEL.oof.tsv (labelled: for calibrate and evaluate).",
 )
+@click.option(
+    "--degraded",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A store of augmented copies of STORE's clips (featurize --augment, same recipe): each copy is scored by the "
+    "fold model that held out its clip; EER per augmentation kind (rows degraded=KIND).",
+)
 def crossval(
     store: str,
     group_by: str,
@@ -190,6 +204,7 @@ def crossval(
     ci: float,
     output: str | None,
     scores_dir: str | None,
+    degraded: str | None,
     **train: Any,
 ) -> None:
     """Cross-validate detectors on STORE with groups that never straddle train and test.
@@ -199,12 +214,15 @@ def crossval(
     augmented copies are never tested. Each fold trains each --model; its validation rows (early stopping and
     threshold) are whole systems/speakers of the fold's training rows. Prints a TSV table on stdout: per fold and
     pooled EER (%), the pooled one with a bootstrap CI over groups (spoof systems, bona fide speakers), and the
-    pooled EER per spoof family. Scores are bona-fide-positive. Same --seed, same numbers.
+    pooled EER per spoof family. Scores are bona-fide-positive. Same --seed, same numbers. --degraded measures the
+    same folds again on degraded copies of the test clips (rows degraded=KIND: telephone, codecs, noise, ...).
 
     \b
     Examples:
       dfdet crossval feats.h5 --group system --model linear -o cv_system.json
       dfdet crossval feats.h5 --group source --folds logo --model linear --model cnn -o cv_source.json
+      dfdet featurize --labels labels.csv --recipe lfcc --augment 4 --augment-max-ops 1 --augment-seed 1 -o deg.h5
+      dfdet crossval feats.h5 --model logreg --degraded deg.h5 -o cv_robust.json
     """
     from dfdet.crossval import CrossvalConfig, parse_folds, run_crossval
     from dfdet.jsonio import write_json
@@ -222,6 +240,7 @@ def crossval(
         cv,
         log=console.info,
         progress=lambda it: console.progress(it, desc="folds", unit="fold"),
+        degraded=degraded,
     )
     doc["command"] = "crossval"
     if output:
