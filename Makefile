@@ -349,16 +349,20 @@ $(RS_OUT)/lfcc_aug1.h5: $(RS_LABELS) | venv
 $(RS_OUT)/cnn154_system.json: $(RS_OUT)/seed154.h5
 	$(SHIP) crossval $< --group system --model cnn -o $@ > $(@:.json=.tsv)
 $(RS_OUT)/stats_system.json: $(RS_OUT)/lfcc.h5
-	$(SHIP) crossval $< --group system --model linear --model mlp -o $@ --scores $(RS_OUT)/oof_stats > $(@:.json=.tsv)
+	$(SHIP) crossval $< --group system --model linear --model logreg --model mlp -o $@ --scores $(RS_OUT)/oof_stats \
+		> $(@:.json=.tsv)
 $(RS_OUT)/stats_source.json: $(RS_OUT)/lfcc.h5
-	$(SHIP) crossval $< --group source --folds logo --model linear -o $@ > $(@:.json=.tsv)
+	$(SHIP) crossval $< --group source --folds logo --model linear --model logreg -o $@ > $(@:.json=.tsv)
 $(RS_OUT)/stats_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
-	$(SHIP) crossval $< --group system --model linear --model mlp -o $@ > $(@:.json=.tsv)
+	$(SHIP) crossval $< --group system --model linear --model logreg --model mlp -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/stats_aug_source.json: $(RS_OUT)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group source --folds logo --model linear --model logreg -o $@ > $(@:.json=.tsv)
 $(RS_OUT)/lcnn_system.json: $(RS_OUT)/lfcc.h5
 	$(SHIP) crossval $< --group system $(LCNN_CV) -o $@ --scores $(RS_OUT)/oof_lcnn > $(@:.json=.tsv)
 $(RS_OUT)/lcnn_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
 	$(SHIP) crossval $< --group system $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug > $(@:.json=.tsv)
 RS_RESULTS = $(addprefix $(RS_OUT)/,cnn154_system.json stats_system.json stats_source.json stats_aug_system.json \
+	stats_aug_source.json \
 	lcnn_system.json lcnn_aug_system.json)
 realspeech: $(RS_RESULTS)
 	$(SHIP) report $^ -o $(RS_OUT)/report
