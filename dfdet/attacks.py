@@ -595,7 +595,7 @@ def load_diff_detector(path: str | Path, calibration: str | Path | None = None) 
 
     from dfdet.scoring import load_detector
 
-    sd = load_detector(path, calibration)
+    sd = load_detector(path, calibration, portable=False)  # gradients need the torch modules
     dets = [m.detector for m in sd.members]
     singles = [(m.name, _model_diff(m.detector, m.name)) for m in sd.members]
     ref = singles[0][1]

@@ -322,10 +322,10 @@ def _read_kind(path: Path) -> str | None:
     return doc.get("kind") if isinstance(doc, dict) else None
 
 
-def _model_detector(path: Path) -> ScoringDetector:
+def _model_detector(path: Path, portable: bool = True) -> ScoringDetector:
     from dfdet.portable import load_portable
 
-    det = load_portable(path)  # a linear model's torch-free copy (dfdet export), when it matches the .pt
+    det = load_portable(path) if portable else None  # a linear model's torch-free copy (dfdet export)
     if det is None:
         from dfdet.artifact import load_model
 
@@ -397,13 +397,13 @@ def with_calibration(
     )
 
 
-def _load(path: Path, depth: int) -> ScoringDetector:
+def _load(path: Path, depth: int, portable: bool = True) -> ScoringDetector:
     from dfdet.calibration import detector_path, load_calibration
 
     if depth > _MAX_NESTING:
         raise InputError(path, "calibration files nest too deep (a loop?)", "point the calibration at a model file")
     if path.suffix.lower() != ".json":
-        return _model_detector(path)
+        return _model_detector(path, portable)
     kind = _read_kind(path)
     if kind == "ensemble":
         return _ensemble_detector(path)
@@ -423,18 +423,21 @@ def _load(path: Path, depth: int) -> ScoringDetector:
             "pass the model with the calibration (dfdet score MODEL --calibration CAL.json ...), or refit it with "
             "`dfdet calibrate --detector MODEL`",
         )
-    return with_calibration(_load(inner_path, depth + 1), doc, str(path))
+    return with_calibration(_load(inner_path, depth + 1, portable), doc, str(path))
 
 
-def load_detector(path: str | os.PathLike, calibration: str | os.PathLike | None = None) -> ScoringDetector:
+def load_detector(
+    path: str | os.PathLike, calibration: str | os.PathLike | None = None, portable: bool = True
+) -> ScoringDetector:
     """A model `.pt`, a calibration JSON naming a detector, or an ensemble JSON of model members -> ScoringDetector.
 
     `calibration`: a calibration JSON applied on top of the detector's final score (its threshold then applies).
+    `portable=False`: members always as torch modules, never their numpy copies (for gradients: explain, attack).
     """
     p = Path(path)
     if not p.exists():
         raise InputError(p, "no such detector file", "pass a model .pt, a calibration JSON or an ensemble JSON")
-    det = _load(p, 0)
+    det = _load(p, 0, portable)
     if calibration is not None:
         from dfdet.calibration import detector_path, load_calibration
 

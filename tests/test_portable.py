@@ -109,3 +109,13 @@ def test_scoring_a_file_with_the_default_never_imports_torch(tmp_path):
     assert r.stdout.splitlines()[1].startswith("a\t")
     imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
     assert "dfdet.portable" in imported and "torch" not in imported
+
+
+def test_gradient_tools_load_the_torch_model_even_with_a_copy_beside_it(trained):
+    """explain/attack need a differentiable module: the numpy copy is for scoring only."""
+    from dfdet.attacks import load_diff_detector
+
+    fs, path = trained
+    export_portable(path)
+    diff = load_diff_detector(path)
+    assert_scores_agree(diff.scores(fs.X), load_detector(path).score_features(fs.X)["score"])

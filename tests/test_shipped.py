@@ -181,12 +181,15 @@ def test_the_detector_rule(clips, with_default, tmp_path, monkeypatch):
 
 
 def test_app_without_models_serves_the_shipped_detectors(runner, monkeypatch, tmp_path):
-    """`dfdet app` alone serves the shipped root; the real page then gives an upload the ensemble's verdict."""
+    """`dfdet app` alone serves the shipped root. The real page opens on the default detector: an upload gets the
+    verdict `dfdet score` gives it and a score-over-time chart equal to `dfdet score --segments 1`; the lab
+    ensemble can be chosen and gives its own verdict."""
     pytest.importorskip("streamlit")
     from streamlit.testing.v1 import AppTest
 
     import dfdet.app
-    from tests.test_app import PAGE, cli_rows, decisions, upload
+    from tests.contract import assert_scores_agree
+    from tests.test_app import PAGE, chart_data, cli_rows, decisions, upload
 
     monkeypatch.delenv("DFDET_MODELS", raising=False)
     seen = {}
@@ -201,11 +204,23 @@ def test_app_without_models_serves_the_shipped_detectors(runner, monkeypatch, tm
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    clip = write_audio(tmp_path / "clip.wav", spoof_signal(16000, 2.0, seed=5), 16000)
+    clip = write_audio(tmp_path / "clip.wav", spoof_signal(16000, 4.0, seed=5), 16000)
+    assert at.selectbox(key="operating_point").value == "default/calibration.json"
+    upload(at, [("clip.wav", clip.read_bytes())])
+    want = runner.invoke(cli, ["score", str(clip)])  # no detector named: the default
+    assert want.exit_code == 0, want.stderr
+    assert decisions(at) == [cli_rows(want.stdout)["clip"][4]]
+    _, (windows, _) = chart_data(at, "mid")
+    segs = runner.invoke(cli, ["score", str(clip), "--segments", "1"])
+    assert segs.exit_code == 0, segs.stderr
+    want_windows = [line.split("\t") for line in segs.stdout.splitlines()[1:]]
+    assert len(windows) == len(want_windows) == 7
+    assert_scores_agree(windows["score"], [float(r[3]) for r in want_windows])
+
+    at.selectbox(key="operating_point").set_value(f"{NAME}/ensemble.json").run()
     upload(at, [("clip.wav", clip.read_bytes())])
     want = runner.invoke(cli, ["score", "--detector", NAME, str(clip)])
     assert want.exit_code == 0, want.stderr
-    assert at.selectbox(key="operating_point").value.endswith("ensemble.json")
     assert decisions(at) == [cli_rows(want.stdout)["clip"][4]]
 
 

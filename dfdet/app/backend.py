@@ -326,8 +326,24 @@ def find_artifacts(models_dir: str | os.PathLike | None = None, detector: str | 
                     cat.evaluations.append(item)
         except DfdetError as e:
             cat.problems.append(str(e))
-    cat.options.sort(key=lambda o: (not o.usable, _KIND_ORDER.get(o.kind, 9), o.label))
+    mains = _shipped_mains(root)
+    cat.options.sort(key=lambda o: (not o.usable, mains.get(o.path.resolve(), 2), _KIND_ORDER.get(o.kind, 9), o.label))
     return cat
+
+
+def _shipped_mains(root: Path) -> dict[Path, int]:
+    """Main artifacts of the shipped detector folders under `root` (their detector.json): `default` ranks 0, the
+    others 1, so a page serving the shipped detectors opens on the one `dfdet score` uses without a name."""
+    from dfdet.shipped import CARD, read_card
+
+    out: dict[Path, int] = {}
+    for card in sorted(root.glob(f"*/{CARD}")):
+        try:
+            det = read_card(card.parent)
+        except DfdetError:
+            continue
+        out[det.detector.resolve()] = 0 if det.name == "default" else 1
+    return out
 
 
 def _catalog_of_detector(path: Path) -> Catalog:
