@@ -43,9 +43,10 @@ def main() -> None:
     from score import make_model  # benchmarks/score.py: a seed154 model file with random weights
 
     from dfdet.attacks import load_diff_detector
-    from dfdet.degrade import available, degradation_report, resolve_conditions
+    from dfdet.degrade import available, resolve_conditions
     from dfdet.features import get_recipe
     from dfdet.inputs import list_audio_paths, utterances_from_paths
+    from dfdet.robustness import degradation_report
 
     print(machine_line())
     with tempfile.TemporaryDirectory(prefix="dfdet-bench-degrade-") as tmp:

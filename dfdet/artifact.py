@@ -255,7 +255,7 @@ class Detector:
 
     def logits(self, X: Any, batch_size: int = 4096) -> np.ndarray:
         """Raw spoof logits (float64 array [N])."""
-        from dfdet.training import predict_logits
+        from dfdet.models import predict_logits
 
         Z = self.standardize(X)
         if len(Z) == 0:

@@ -215,6 +215,16 @@ def _lcnn(input_dim: int, width: float = 0.5, hidden: int = 64, dropout: float =
     return LCNN(input_dim, width=width, hidden=hidden, dropout=dropout)
 
 
+@torch.no_grad()
+def predict_logits(module: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Eval-mode spoof logits of standardised inputs, in chunks."""
+    was = module.training
+    module.eval()
+    outs = [module(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    module.train(was)
+    return torch.cat(outs) if outs else torch.zeros(0, device=X.device)
+
+
 def model_names() -> list[str]:
     return sorted(MODELS)
 

@@ -10,11 +10,22 @@ import csv
 import io
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from dfdet.errors import DfdetError, UsageError
-from dfdet.inputs import Utterance, _abspath, common_root, ids_relative_to
+from dfdet.inputs import (
+    Utterance,
+    _abspath,
+    _RealKeys,
+    _supported_hint,
+    check_unique_ids,
+    common_root,
+    ids_relative_to,
+    list_audio_paths,
+    utterances_from_paths,
+)
 from dfdet.labels import parse_label
 
 __all__ = ["LABEL_KINDS", "Utterance", "detect_kind", "read_labels"]
@@ -424,3 +435,66 @@ def read_labels(
     if kind == "itw":
         return _read_itw(p, text, numeric_labels)
     return _read_table(p, text, numeric_labels, realspeech=kind == "realspeech")
+
+
+# --------------------------------------------------------------------------------------------------- resolving
+def _join(audio: list[Path], labelled: list[Utterance], label_file: str) -> list[Utterance]:
+    """Attach label-file metadata to listed audio: by resolved path, then by utt_id, then by file stem."""
+    keys = _RealKeys()  # directory symlinks resolved on both sides; label files never stat each audio file
+    by_path = {keys.key(_abspath(u.path), False): u for u in labelled}
+    by_id = {u.utt_id: u for u in labelled}
+    by_stem: dict[str, Utterance | None] = {}
+    for u in labelled:
+        stem = os.path.splitext(os.path.basename(u.path))[0]
+        by_stem[stem] = None if stem in by_stem else u  # ambiguous stems never match
+    plain = utterances_from_paths(audio)
+    out: list[Utterance] = []
+    missing: list[str] = []
+    for a in plain:
+        stem = os.path.splitext(os.path.basename(a.path))[0]
+        hit = by_path.get(keys.key(a.path, False)) or by_id.get(a.utt_id) or by_stem.get(stem)
+        if hit is None:
+            missing.append(a.path)
+            continue
+        out.append(hit.at(a.path))
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DfdetError(
+            f"{missing[0]}{more}: not in label file {label_file}",
+            "add them to the label file, pass only labelled audio, or drop --labels",
+        )
+    check_unique_ids(out, where=f"{label_file}: ")
+    return sorted(out, key=lambda u: u.utt_id)
+
+
+def resolve_utterances(
+    args: Sequence[str | os.PathLike],
+    labels: str | os.PathLike | None = None,
+    label_kind: str = "auto",
+    numeric_labels: bool = False,
+    stdin: TextIO | None = None,
+    audio_root: str | os.PathLike | None = None,
+    missing_ok: bool = False,
+) -> list[Utterance]:
+    """The utterances a command works on, sorted by utt_id.
+
+    Audio args only: unlabelled utterances. A label file only: its utterances (audio need not exist yet). Both: the
+    listed audio, each joined with its label-file row (by resolved path, then utt_id, then stem); listed audio missing
+    from the label file is an error, label rows without listed audio are left out.
+    """
+    if not args and labels is None:
+        raise DfdetError("no inputs", "pass audio files, directories, list files, - (stdin) or --labels FILE")
+    labelled = (
+        read_labels(labels, kind=label_kind, numeric_labels=numeric_labels, audio_root=audio_root)
+        if labels is not None
+        else None
+    )
+    if not args:
+        assert labelled is not None
+        return sorted(labelled, key=lambda u: u.utt_id)
+    audio = list_audio_paths(args, stdin=stdin, missing_ok=missing_ok)
+    if not audio:
+        raise DfdetError(f"no audio files found in {' '.join(map(str, args))}", f"inputs must be {_supported_hint()}")
+    if labelled is None:
+        return utterances_from_paths(audio)
+    return _join(audio, labelled, str(labels))

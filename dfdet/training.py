@@ -34,7 +34,7 @@ from torch import nn
 
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.jsonio import plain
-from dfdet.models import build_model, model_input, model_solver
+from dfdet.models import build_model, model_input, model_solver, predict_logits
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.store import FeatureSet
 
@@ -246,16 +246,6 @@ def validation_threshold(scores: np.ndarray, y: np.ndarray) -> float:
     _, thr = eer(scores, y)
     up = np.nextafter(np.float32(thr), np.float32(np.inf))
     return float(up if up > thr else np.nextafter(up, np.float32(np.inf)))
-
-
-@torch.no_grad()
-def predict_logits(module: nn.Module, X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Eval-mode spoof logits of standardised inputs, in chunks."""
-    was = module.training
-    module.eval()
-    outs = [module(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-    module.train(was)
-    return torch.cat(outs) if outs else torch.zeros(0, device=X.device)
 
 
 @torch.no_grad()
@@ -558,7 +548,7 @@ def _fit_epochs(
     closure_needed = needs_closure(cfg.optimizer)
     adv = None
     if cfg.adversarial:
-        from dfdet.attacks import adversarial_batch, parse_adversarial
+        from dfdet.perturb import adversarial_batch, parse_adversarial
 
         adv = parse_adversarial(cfg.adversarial)
     tracker = GradTracker(module)

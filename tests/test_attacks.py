@@ -9,19 +9,18 @@ import pytest
 import torch
 
 from dfdet.artifact import load_model, save_model
-from dfdet.attacks import (
+from dfdet.attacks import attack_sweep, load_diff_detector
+from dfdet.errors import UsageError
+from dfdet.models import LinearModel, build_model
+from dfdet.perturb import (
     adversarial_batch,
     adversarial_examples,
     attack_decisions,
-    attack_sweep,
     clamp_from_data,
-    load_diff_detector,
     parse_adversarial,
     parse_clamp,
     parse_eps_list,
 )
-from dfdet.errors import UsageError
-from dfdet.models import LinearModel, build_model
 
 D = 12
 

@@ -10,10 +10,11 @@ import pytest
 import soundfile as sf
 
 from dfdet.attacks import load_diff_detector
-from dfdet.degrade import CONDITIONS, apply, degradation_report, file_results, resolve_conditions
+from dfdet.degrade import CONDITIONS, apply, resolve_conditions
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.features import get_recipe, recipe_hash
 from dfdet.inputs import Utterance
+from dfdet.robustness import degradation_report, file_results
 from tests.conftest import speechlike
 from tests.test_attacks import linear_model_file
 
@@ -223,7 +224,7 @@ def test_worker_errors_reach_the_parent(tmp_path: Path, monkeypatch: pytest.Monk
     def fail(*args: object) -> None:
         raise exc
 
-    monkeypatch.setattr("dfdet.degrade.featurize_clips", fail)
+    monkeypatch.setattr("dfdet.robustness.featurize_clips", fail)
     paths = [u.path for u in labelled_clips(tmp_path / "audio", n=1)]
     rec, conds = get_recipe("seed154"), resolve_conditions("gain_-20db")
     with pytest.raises(type(exc)) as err, file_results(rec, conds, paths, jobs=2, start_method="fork") as it:

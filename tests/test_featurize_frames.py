@@ -19,8 +19,8 @@ from dfdet.errors import DfdetError, InputError
 from dfdet.features import FeatureGroup, get_recipe, recipe_hash
 from dfdet.features import lfcc as L
 from dfdet.featurize import featurize
-from dfdet.inputs import Utterance, resolve_utterances
-from dfdet.protocols import detect_kind, read_labels
+from dfdet.inputs import Utterance
+from dfdet.protocols import detect_kind, read_labels, resolve_utterances
 from dfdet.store import FrameReader, frame_stat_layout, load_features, merge_stores
 from tests.conftest import SHARED, speechlike
 from tests.fixtures import write_audio

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfdet.errors import DfdetError
-from dfdet.inputs import Utterance, list_audio_paths, resolve_utterances, utterances_from_paths
+from dfdet.inputs import Utterance, list_audio_paths, utterances_from_paths
+from dfdet.protocols import resolve_utterances
 from tests.fixtures import make_asvspoof_la, make_audio_dir, write_audio
 
 EXPECTED_IDS = ["UPPER", "a/clip", "b/c/deep", "b/clip", "low_8k", "stereo_48k", "ünï/çødé 22k"]

@@ -629,7 +629,7 @@ def test_scores_on_a_models_own_validation_data_are_in_sample(study):
 
 
 def test_degradation_table_from_a_degrade_document(tmp_path):
-    """A document in the layout of dfdet.degrade.degradation_report (written by hand: two conditions)."""
+    """A document in the layout of dfdet.robustness.degradation_report (written by hand: two conditions)."""
     from dfdet.report import build_report, detect_artifact
 
     doc = {

@@ -12,7 +12,7 @@ from dfdet.errors import DfdetError, PartialSuccess, UsageError
 
 
 def _eps(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
-    from dfdet.attacks import parse_eps_list
+    from dfdet.perturb import parse_eps_list
 
     return parse_eps_list(value)
 
@@ -126,8 +126,9 @@ def attack(
     if method == "degrade":
         if clamp_text or clamp_from or random_start:
             raise UsageError("--clamp/--clamp-from/--random-start apply to fgsm/pgd", "drop them for --method degrade")
-        from dfdet.degrade import degradation_report, format_report, resolve_conditions
-        from dfdet.inputs import resolve_utterances
+        from dfdet.degrade import resolve_conditions
+        from dfdet.protocols import resolve_utterances
+        from dfdet.robustness import degradation_report, format_report
 
         conds = resolve_conditions(conditions)
         det = load_diff_detector(model, calibration)
@@ -183,7 +184,8 @@ def attack(
         raise UsageError("--clamp and --clamp-from both given", "use one")
     import numpy as np
 
-    from dfdet.attacks import attack_sweep, clamp_from_data, format_table, parse_clamp
+    from dfdet.attacks import attack_sweep, format_table
+    from dfdet.perturb import clamp_from_data, parse_clamp
     from dfdet.store import load_features
 
     feats = inputs[0]

@@ -113,7 +113,7 @@ def featurize(
     from dfdet.featurize import available_cores
     from dfdet.featurize import featurize as run
     from dfdet.heap import keep_large_buffers
-    from dfdet.inputs import resolve_utterances
+    from dfdet.protocols import resolve_utterances
 
     keep_large_buffers()  # one-shot process: per-file spectra stop page-faulting afresh (half the extractor time)
     if output == "-":

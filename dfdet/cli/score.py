@@ -246,7 +246,7 @@ def score(
                 )
         sys.stdout.flush()
     else:
-        from dfdet.inputs import resolve_utterances
+        from dfdet.protocols import resolve_utterances
         from dfdet.scoring import score_audio_stream
 
         utts = resolve_utterances(

@@ -51,7 +51,7 @@ def run_segments(
             labelled = read_labels(labels, kind=label_kind, numeric_labels=numeric_labels, audio_root=audio_root)
         utts: Any = stdin_utterances(sys.stdin, labelled, label_file=str(labels))
     else:
-        from dfdet.inputs import resolve_utterances
+        from dfdet.protocols import resolve_utterances
 
         utts = resolve_utterances(
             list(inputs),

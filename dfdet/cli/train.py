@@ -164,7 +164,7 @@ def train(
     if sam_base and optimizer != "sam" or rho is not None and optimizer != "sam":
         raise UsageError("--rho/--sam-base apply only to --optimizer sam", "add --optimizer sam or drop them")
     if adversarial:
-        from dfdet.attacks import parse_adversarial
+        from dfdet.perturb import parse_adversarial
 
         parse_adversarial(adversarial)  # a malformed spec fails before any data is read
     if chunk_frames is not None and model not in FRAME_MODELS:

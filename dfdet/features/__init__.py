@@ -8,53 +8,11 @@ length policy, names every feature, and records group boundaries so explanations
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class FeatureGroup:
-    name: str
-    start: int
-    stop: int  # exclusive
-
-
-class Recipe(Protocol):
-    """A feature recipe. It may also set `head_samples` (an int): it reads only that many samples at `sample_rate`
-    from the start of a clip, so files are decoded only that far (`load_prepared`)."""
-
-    name: str
-    sample_rate: int
-    frames: bool  # True: extract() returns a [T, D] matrix per utterance (T varies), not a [D] vector
-
-    def config(self) -> dict[str, Any]:
-        """Full JSON-able configuration; its hash identifies the features a model expects."""
-
-    @property
-    def feature_names(self) -> list[str]: ...
-
-    @property
-    def groups(self) -> list[FeatureGroup]: ...
-
-    def prepare(self, y: np.ndarray, sr: int) -> np.ndarray:
-        """Mono float audio at any rate -> the recipe's rate and length policy (float64)."""
-
-    def extract(self, y: np.ndarray) -> np.ndarray:
-        """Prepared audio -> float64 vector of len(feature_names)."""
-
-
-RECIPES: dict[str, Callable[..., Recipe]] = {}
-
-
-def register_recipe(name: str) -> Callable[[Callable[..., Recipe]], Callable[..., Recipe]]:
-    def deco(factory: Callable[..., Recipe]) -> Callable[..., Recipe]:
-        RECIPES[name] = factory
-        return factory
-
-    return deco
+from dfdet.features.base import RECIPES, FeatureGroup, Recipe, register_recipe  # noqa: F401  (the public API)
 
 
 def _load_builtin() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dfdet.errors import DfdetError, InputError
-from dfdet.features import FeatureGroup, register_recipe
+from dfdet.features.base import FeatureGroup, register_recipe
 
 SR = 16000
 WIN, HOP, N_FFT = 320, 160, 512  # 20 ms / 10 ms at 16 kHz

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dfdet.features import FeatureGroup, register_recipe
+from dfdet.features.base import FeatureGroup, register_recipe
 
 SR = 16000
 N_SAMPLES = 32000
