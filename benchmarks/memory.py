@@ -1,6 +1,7 @@
 """Peak memory of `dfdet featurize` and `dfdet score` on one long file and on many short files, parent and workers.
 
 Usage: .venv/bin/python benchmarks/memory.py [--n-files 10000] [--n-small 1000] [--hours 1.0] [--jobs 2] [--no-score]
+       [--torch-free]
 Quick: .venv/bin/python benchmarks/memory.py --n-files 1000 --n-small 100 --hours 0.25
 
 Memory must be flat in corpus size (the worker pool keeps a bounded window of files in flight, rows stream into the
@@ -153,6 +154,9 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0, help="length of the long file")
     ap.add_argument("--jobs", type=int, default=2, help="-j of the many-files runs (a single input runs in the parent)")
     ap.add_argument("--no-score", action="store_true", help="featurize only")
+    ap.add_argument(
+        "--torch-free", action="store_true", help="score through the model's `dfdet export` copy (no torch import)"
+    )
     a = ap.parse_args()
     print(machine_line())
     with tempfile.TemporaryDirectory(prefix="dfdet-mem-") as tmp_name:
@@ -177,6 +181,11 @@ def main() -> None:
             f"{a.n_files} files": str(tmp / "many"),
         }
         model = None if a.no_score else train_model(tmp, clips)
+        if model is not None and a.torch_free:
+            from dfdet.portable import export_portable
+
+            export_portable(model)
+            print("score: through the torch-free copy (dfdet export)")
         peaks: dict[tuple[str, str], tuple[float, float]] = {}
         for cmd in ("featurize", "score") if model else ("featurize",):
             for what, src in inputs.items():
