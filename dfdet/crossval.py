@@ -462,7 +462,7 @@ def _degraded_summary(
         sel = kinds == name
         per_kind.append({"kind": name, **entry(scores[sel], y[sel], clusters[deg.origin][sel])})
     return {
-        "store": deg.path,
+        "path": deg.path,  # the degraded store (a work-dir path: PATH_KEYS in dfdet.shipped)
         "rows": len(deg.rows),
         "all": entry(scores, y, clusters[deg.origin]),
         "per_kind": per_kind,
