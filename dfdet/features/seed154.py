@@ -10,6 +10,7 @@ few milliseconds per clip. Only the first 2 s (plus the resampler's margin) of a
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import cached_property
 from typing import Any
@@ -125,6 +126,13 @@ def _db_cepstrum_stats(power: np.ndarray, ref: np.ndarray | None, dct: np.ndarra
     return np.concatenate([mean, std], axis=1)
 
 
+@functools.lru_cache(maxsize=64)
+def _chunks(n: int) -> tuple[tuple[int, int], ...]:
+    """(start, stop) of the near-equal chunks of at most 256 that `_extremes` sorts a row of n in."""
+    edges = [int(v) for v in np.linspace(0, n, -(-n // 256) + 1).astype(int)]
+    return tuple(zip(edges[:-1], edges[1:], strict=True))
+
+
 def _extremes(sub: np.ndarray, alpha: int) -> tuple[np.ndarray, np.ndarray]:
     """The `alpha` smallest and largest values along the last axis, each ascending (as np.sort would place them).
 
@@ -135,8 +143,7 @@ def _extremes(sub: np.ndarray, alpha: int) -> tuple[np.ndarray, np.ndarray]:
     if n <= 256 or n <= 4 * alpha:
         srt = np.sort(sub, axis=-1)
         return srt[..., :alpha], srt[..., n - alpha :]
-    edges = np.linspace(0, n, -(-n // 256) + 1).astype(int)
-    parts = [np.sort(sub[..., a:b], axis=-1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    parts = [np.sort(sub[..., a:b], axis=-1) for a, b in _chunks(n)]
     lo = np.sort(np.concatenate([p[..., :alpha] for p in parts], axis=-1), axis=-1)[..., :alpha]
     hi = np.sort(np.concatenate([p[..., -alpha:] for p in parts], axis=-1), axis=-1)[..., -alpha:]
     return lo, hi
@@ -177,17 +184,21 @@ def ordinal_pattern_codes(x: np.ndarray, max_order: int) -> list[np.ndarray]:
     code_{m+1}[t] = W_m[t] + code_{m}[t+1]: each order costs one addition. code_m has len(x) - m + 1 entries.
     """
     n = x.shape[-1]
-    dtype = np.int16 if math.factorial(max_order) <= np.iinfo(np.int16).max else np.int64
+    dtype = np.int16 if math.factorial(max_order) <= 32767 else np.int64
     codes: list[np.ndarray] = []
     count = np.zeros(x.shape[:-1] + (max(n - 1, 0),), dtype=dtype)
+    less = np.empty(count.shape, dtype=bool)
     code = None
     for k in range(1, max_order):
         if n - k <= 0:
             codes.append(np.zeros(x.shape[:-1] + (0,), dtype=dtype))
             continue
-        count = count[..., : n - k] + (x[..., : n - k] > x[..., k:])  # #(d in 1..k: x[u+d] < x[u])
-        w = count * dtype(math.factorial(k)) if k > 1 else count
-        code = w if code is None else w + code[..., 1:]
+        count = count[..., : n - k]
+        count += np.greater(x[..., : n - k], x[..., k:], out=less[..., : n - k])  # #(d in 1..k: x[u+d] < x[u])
+        w = count * dtype(math.factorial(k))  # a new array: count goes on to the next order
+        if code is not None:
+            w += code[..., 1:]
+        code = w
         codes.append(code)
     return codes
 
@@ -387,7 +398,7 @@ class Seed154:
             "win": hann(N_FFT),
             "dct_lin": dct_basis(N_FFT // 2 + 1, N_CEPS),
             "dct_mel": dct_basis(N_MELS, N_CEPS),
-            "mel": _SparseRows(mel),  # P[..., 1025] -> [..., 128]
+            "mel": _BandedRows(mel),  # P[..., 1025] -> [..., 128]
             "bands": bands,
         }
 
@@ -496,41 +507,29 @@ class Seed154:
         return True
 
 
-class _SparseRows:
-    """y = x @ W.T for a filterbank W whose rows are each nonzero on one run of bins (a mel triangle).
+class _BandedRows:
+    """y = x @ W.T for a filterbank W whose nonzero weights of consecutive rows lie in nearby bins (mel triangles).
 
-    Rows whose runs do not overlap go in one group (mel triangles: even and odd rows); per group one weighted product
-    and one segmented sum (np.add.reduceat) over contiguous bins. ~0.2 ms for a clip, where a dense product costs ~1
-    ms, gathering the runs' bins ~1 ms, and scipy.sparse ~0.2 s of import.
+    Blocks of 8 rows, each one matrix product over the bins that block covers: ~2x the nonzero work instead of a
+    dense product's ~60x. ~0.05 ms for a clip, where a dense product costs ~0.35 ms, a segmented sum per
+    non-overlapping group ~0.18 ms, and scipy.sparse ~0.2 s of import.
     """
+
+    ROWS = 8
 
     def __init__(self, W: np.ndarray) -> None:
         self.n_out = len(W)
-        ends: list[int] = []  # per group: end of its last run
-        groups: list[list[tuple[int, int, int]]] = []  # per group: (row, start, stop) in bin order
-        for i, row in enumerate(W):
-            nz = np.flatnonzero(row)
-            assert len(nz) and nz[-1] - nz[0] + 1 == len(nz), "each filter must be one run of bins"
-            a, b = int(nz[0]), int(nz[-1]) + 1
-            g = next((k for k, end in enumerate(ends) if end <= a), None)
-            if g is None:
-                g = len(groups)
-                groups.append([])
-                ends.append(0)
-            groups[g].append((i, a, b))
-            ends[g] = b
-        self.groups = []  # (rows, starts, stop, weights[:stop]): bins between runs weigh 0
-        for runs in groups:
-            w = np.zeros(W.shape[1])
-            for i, a, b in runs:
-                w[a:b] = W[i, a:b]
-            stop = runs[-1][2]
-            self.groups.append((np.array([r[0] for r in runs]), np.array([r[1] for r in runs]), stop, w[:stop]))
+        self.blocks = []  # (first row, stop row, first bin, stop bin, weights [bins, rows])
+        for i in range(0, len(W), self.ROWS):
+            rows = W[i : i + self.ROWS]
+            nz = np.flatnonzero(rows.any(axis=0))
+            a, b = (int(nz[0]), int(nz[-1]) + 1) if len(nz) else (0, 0)
+            self.blocks.append((i, i + len(rows), a, b, np.ascontiguousarray(rows[:, a:b].T)))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape[:-1] + (self.n_out,))
-        for rows, starts, stop, w in self.groups:
-            out[..., rows] = np.add.reduceat(x[..., :stop] * w, starts, axis=-1)
+        for i, j, a, b, w in self.blocks:
+            np.matmul(x[..., a:b], w, out=out[..., i:j])
         return out
 
 
