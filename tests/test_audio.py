@@ -187,6 +187,28 @@ def test_resample_head_equals_whole_resampling(sr):
     np.testing.assert_array_equal(resample_head(short, sr, 16000, 32000), resample(short, sr, 16000))
 
 
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_cached_resampler_gives_oneshot_samples(sr):
+    """The per-thread soxr stream that resample() reuses must not carry state from one signal to the next: every
+    call equals soxr's one-shot resampling (what librosa.resample calls), whatever came before, in any thread."""
+    import threading
+
+    import soxr
+
+    rng = np.random.default_rng(sr)
+    signals = [rng.standard_normal(n) * 0.3 for n in (sr * 3, 1, 0, 4097, sr // 3)]
+    signals.append(signals[0])
+    for y in signals + signals[::-1]:
+        expected = fix_length(soxr.resample(y, sr, 16000, quality="HQ"), int(np.ceil(len(y) * 16000 / sr)))
+        np.testing.assert_array_equal(resample(y, sr, 16000), expected)
+    assert np.array_equal(resample(signals[0], sr, 16000), resample(signals[-1], sr, 16000))  # same input twice
+    got: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: got.append(resample(signals[3], sr, 16000)))
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(got[0], resample(signals[3], sr, 16000))
+
+
 @pytest.mark.parametrize(
     ("name", "sr", "kw"),
     [
