@@ -107,8 +107,9 @@ def _db(power: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
     return np.maximum(log, floor.reshape(shape), out=log)
 
 
-def _db_cepstrum_stats(power: np.ndarray, ref: np.ndarray | None, dct: np.ndarray) -> np.ndarray:
-    """[B, 2 * n_ceps]: frame means then stds of `_db(power, ref) @ dct`, power [B, F, bins], ref [B] or None.
+def _db_cepstrum_stats(power: np.ndarray, dct: np.ndarray, relative: bool, overwrite: bool = False) -> np.ndarray:
+    """[B, 2 * n_ceps]: frame means then stds of `_db(power, ref) @ dct`, power [B, F, bins]; ref is each clip's
+    peak power (`relative`, librosa's ref=np.max) or 1.0. `overwrite`: power may be used as the work buffer.
 
     The same numbers (within ~1e-13) in fewer passes over the spectrum: power_to_db's top_db floor (the peak's dB
     minus 80) is applied as a clip in the power domain (max(amin, peak * 1e-8), the same value whatever the ref),
@@ -117,12 +118,12 @@ def _db_cepstrum_stats(power: np.ndarray, ref: np.ndarray | None, dct: np.ndarra
     B = len(power)
     peak = power.reshape(B, -1).max(axis=1)
     floor = np.maximum(peak * 10.0 ** (-TOP_DB / 10.0), DB_AMIN_POWER).reshape((B,) + (1,) * (power.ndim - 1))
-    log = np.maximum(power, floor)
+    log = np.maximum(power, floor, out=power if overwrite else None)
     mean, std = _mean_std(np.log10(log, out=log) @ dct, axis=1)
     mean *= 10.0
     std *= 10.0
-    if ref is not None:
-        mean -= (10.0 * np.log10(np.maximum(DB_AMIN_POWER, ref)))[:, None] * dct.sum(axis=0)
+    if relative:
+        mean -= (10.0 * np.log10(np.maximum(DB_AMIN_POWER, peak)))[:, None] * dct.sum(axis=0)
     return np.concatenate([mean, std], axis=1)
 
 
@@ -433,23 +434,24 @@ class Seed154:
         t = self._tables
         B = len(Y)
         P = _power(_frames(Y, N_FFT, HOP, t["win"]))  # [B, F, 1025] power
-        # LFCC: amplitude_to_db(|S|, ref=max) == power_to_db(|S|^2, ref=max |S|^2), DCT over frequency
-        lfcc = _db_cepstrum_stats(P, P.reshape(B, -1).max(axis=1), t["dct_lin"])
         # spectral contrast on the magnitude spectrum: select on the power (same order), sqrt only what is kept
         peak = np.empty((B, len(t["bands"]), P.shape[1]))
         valley = np.empty_like(peak)
         for k, (a, b, alpha) in enumerate(t["bands"]):
-            lo, hi = _extremes(P[:, :, a:b], alpha)
-            if alpha == 1:
-                np.sqrt(lo[:, :, 0], out=valley[:, k])
-                np.sqrt(hi[:, :, 0], out=peak[:, k])
-            else:  # np.mean: the sum in sorted order, then / alpha
-                np.divide(np.add.reduce(np.sqrt(lo), axis=2), alpha, out=valley[:, k])
-                np.divide(np.add.reduce(np.sqrt(hi), axis=2), alpha, out=peak[:, k])
+            if alpha == 1:  # the extremes themselves: reductions, no sort
+                np.sqrt(np.minimum.reduce(P[:, :, a:b], axis=2), out=valley[:, k])
+                np.sqrt(np.maximum.reduce(P[:, :, a:b], axis=2), out=peak[:, k])
+                continue
+            lo, hi = _extremes(P[:, :, a:b], alpha)  # np.mean: the sum in sorted order, then / alpha
+            np.divide(np.add.reduce(np.sqrt(lo), axis=2), alpha, out=valley[:, k])
+            np.divide(np.add.reduce(np.sqrt(hi), axis=2), alpha, out=peak[:, k])
         contrast = _db(peak, None) - _db(valley, None)  # [B, 7, F]
         mean, std = _mean_std(contrast, axis=2)
         # MFCC: slaney mel of the power spectrum, power_to_db(ref=1), DCT over mel bands
-        mfcc = _db_cepstrum_stats(t["mel"].apply(P), None, t["dct_mel"])
+        mfcc = _db_cepstrum_stats(t["mel"].apply(P), t["dct_mel"], relative=False, overwrite=True)
+        # LFCC (last: it takes P as its work buffer): amplitude_to_db(|S|, ref=max) == power_to_db(|S|^2,
+        # ref=max |S|^2), DCT over frequency
+        lfcc = _db_cepstrum_stats(P, t["dct_lin"], relative=True, overwrite=True)
         return lfcc, np.concatenate([mean, std], axis=1), mfcc
 
     @cached_property
