@@ -175,13 +175,13 @@ def test_empty_file_says_so(tmp_path):
 RATES = [8000, 16000, 22050, 24000, 44100, 48000]
 
 
-@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("sr", [*RATES, 11025, 32000, 96000])
 def test_resample_head_equals_whole_resampling(sr):
     """The first 2 s at 16 kHz from the start only: the same samples as resampling the whole 5 s and cutting."""
     y = speechlike(sr=sr, seconds=5.0, seed=sr + 1)
     head = resample_head(y, sr, 16000, 32000)
     assert head.shape == (32000,)
-    np.testing.assert_allclose(head, resample(y, sr, 16000)[:32000], rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(head, resample(y, sr, 16000)[:32000])  # bit for bit: the margin is enough
     assert head_frames(32000, sr, 16000) < len(y)  # it really used less than the whole clip
     short = y[: sr // 2]  # shorter than the head: the whole clip is resampled, as before
     np.testing.assert_array_equal(resample_head(short, sr, 16000, 32000), resample(short, sr, 16000))
