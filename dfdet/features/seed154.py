@@ -471,7 +471,21 @@ class Seed154:
         base = np.full(total - top + 1, len(MPE_SCALES) * math.factorial(top), dtype=np.int64)
         for j, (a, n) in enumerate(zip(starts, lengths, strict=True)):
             base[a : a + n - top + 1] = j * math.factorial(top)
-        return {"lengths": lengths, "starts": starts, "total": total, "base": base, "top": top}
+        # windows per (scale, order) spread over that order's pattern bins, orders top..min as _mpe lays them out
+        orders = range(top, min(MPE_ORDERS) - 1, -1)
+        windows = np.concatenate(
+            [np.repeat([[n - m + 1] for n in lengths], math.factorial(m), axis=1) for m in orders], 1
+        )
+        segments = np.cumsum([0] + [math.factorial(m) for m in orders][:-1])
+        return {
+            "lengths": lengths,
+            "starts": starts,
+            "total": total,
+            "base": base,
+            "top": top,
+            "windows": windows,
+            "segments": segments,
+        }
 
     def _mpe(self, Y: np.ndarray) -> np.ndarray:
         """Multiscale permutation entropy, [B, 20] (order outer, scale inner).
@@ -492,13 +506,16 @@ class Seed154:
         if B > 1:
             key = key + (np.arange(B) * nbins)[:, None]
         counts = np.bincount(key.ravel(), minlength=B * nbins).reshape(B, S + 1, -1)[:, :S]
-        pe = {top: permutation_entropy_bits(counts)}
+        every = [counts]  # orders top, top-1, ..., side by side: one entropy pass for all of them
         rows, cols = np.arange(B)[:, None], np.arange(S)[None, :]
         for m in range(top - 1, min(MPE_ORDERS) - 1, -1):
             counts = counts.reshape(B, S, m + 1, math.factorial(m)).sum(axis=2)
             counts[rows, cols, codes[m - 2][:, lay["starts"]]] += 1
-            pe[m] = permutation_entropy_bits(counts)
-        return np.stack([pe[m] for m in MPE_ORDERS], axis=1).reshape(B, -1)
+            every.append(counts)
+        p = np.concatenate(every, axis=2) / lay["windows"]  # [B, S, top! + ... + min!]
+        p *= np.log2(p + MPE_EPS)
+        pe = -np.add.reduceat(p, lay["segments"], axis=2)  # [B, S, order top..min]
+        return pe[:, :, ::-1].transpose(0, 2, 1).reshape(B, -1)  # order outer (ascending), scale inner
 
     @cached_property
     def _block_means_exact(self) -> bool:
