@@ -466,9 +466,10 @@ class Seed154:
         starts = [int(v) for v in np.cumsum([0, *lengths[:-1]])]
         top = max(MPE_ORDERS)
         assert min(lengths) >= top and sorted(MPE_ORDERS) == list(range(min(MPE_ORDERS), top + 1))
+        assert (len(MPE_SCALES) + 1) * math.factorial(top) <= np.iinfo(np.int16).max  # bin keys fit the codes' int16
         total = sum(lengths)
         # bin base of each top-order window: its scale's block of top! bins, or a junk block if it spans two scales
-        base = np.full(total - top + 1, len(MPE_SCALES) * math.factorial(top), dtype=np.int64)
+        base = np.full(total - top + 1, len(MPE_SCALES) * math.factorial(top), dtype=np.int16)  # codes are int16
         for j, (a, n) in enumerate(zip(starts, lengths, strict=True)):
             base[a : a + n - top + 1] = j * math.factorial(top)
         # windows per (scale, order) spread over that order's pattern bins, orders top..min as _mpe lays them out
