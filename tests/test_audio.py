@@ -234,6 +234,33 @@ def test_decode_head_is_the_start_of_the_whole_decode(tmp_path, name, sr, kw):
     assert (full.sr, full.duration) == (sr, len(whole) / sr) and np.array_equal(full.y, whole)
 
 
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("r.flac", {"subtype": "PCM_16"}),
+        ("r.wav", {"subtype": "FLOAT"}),
+        ("r.ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        ("r.mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decode_reads_what_soundfile_reads(tmp_path, name, kw, channels):
+    """decode() reads through soundfile's libsndfile binding (no seek after the read): the samples of sf.read, for
+    a head, the whole file and a request past the end."""
+    sr = 22050
+    y = np.stack([speechlike(sr=sr, seconds=3.0, f0=120.0 + 50 * c, seed=c) for c in range(channels)], axis=1)
+    try:
+        path = write_audio(tmp_path / name, y, sr, **kw)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        pytest.skip(f"this libsndfile cannot write {name}: {exc}")
+    ref, _ = sf.read(path, dtype="float64", always_2d=True)
+    mono = ref.mean(axis=1) if channels > 1 else ref[:, 0]
+    head = decode(path, 16000, 16000)  # 16 000 frames at 22.05 kHz: the rates differ, so a margin is read too
+    np.testing.assert_array_equal(head.y, mono[: head_frames(16000, sr, 16000)])
+    np.testing.assert_array_equal(decode(path).y, mono)
+    np.testing.assert_array_equal(decode(path, 10 * sr, sr).y, mono)  # more than the file has: all of it
+
+
 def test_decode_head_of_a_short_file_is_the_whole_file(tmp_path):
     y = speechlike(sr=44100, seconds=1.2, seed=8)
     path = write_audio(tmp_path / "short.flac", y, 44100, subtype="PCM_24")
