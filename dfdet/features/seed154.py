@@ -72,15 +72,16 @@ def _power(frames: np.ndarray, n_bins: int | None = None) -> np.ndarray:
     """|rfft|^2 along the last axis (its first `n_bins` bins), float64 (float32 FFTs would move spectral contrast
     beyond 1e-4).
 
-    numpy's pocketfft gives the same values as scipy.fft's without scipy.fft's ~0.2 s import.
+    numpy's pocketfft gives the same values as scipy.fft's without scipy.fft's ~0.2 s import. re^2 + im^2 is taken
+    on the spectrum's float view (squared, then pairs added): the same numbers as from .real and .imag, in fewer
+    strided passes.
     """
     X = np.fft.rfft(frames, axis=-1)
+    v = X.view(np.float64)  # re, im interleaved
     if n_bins is not None:
-        X = X[..., :n_bins]
-    re, im = X.real, X.imag
-    out = np.multiply(re, re)
-    out += np.square(im)
-    return out
+        v = v[..., : 2 * n_bins]
+    sq = np.square(v)
+    return np.add(sq[..., 0::2], sq[..., 1::2])
 
 
 def _mean_std(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
