@@ -167,11 +167,13 @@ def _block_means(Y: np.ndarray, s: int, out: np.ndarray) -> None:
         np.add(v[..., 0], v[..., 1], out=out)
         for k in range(2, s):
             out += v[..., k]
-    elif s <= 128 and s % 8 == 0:
-        r = [v[..., j] for j in range(8)]
+    elif s <= 128 and s % 8 == 0:  # the 8 accumulators side by side: r[j] += v[i + j], then the tree on them
+        r = v[..., :8]
         for i in range(8, s, 8):
-            r = [r[j] + v[..., i + j] for j in range(8)]
-        np.add((r[0] + r[1]) + (r[2] + r[3]), (r[4] + r[5]) + (r[6] + r[7]), out=out)
+            r = r + v[..., i : i + 8]
+        r = r[..., 0::2] + r[..., 1::2]  # (r0 + r1), (r2 + r3), (r4 + r5), (r6 + r7)
+        r = r[..., 0::2] + r[..., 1::2]
+        np.add(r[..., 0], r[..., 1], out=out)
     else:
         out[:] = v.mean(axis=2)
         return
