@@ -85,11 +85,14 @@ def _power(frames: np.ndarray, n_bins: int | None = None) -> np.ndarray:
 
 
 def _mean_std(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population std (ddof 0) over `axis` (np.mean's sum-then-divide, without its Python wrapper)."""
+    """Mean and population std (ddof 0) over `axis` (np.mean's sum-then-divide, without its Python wrapper).
+
+    `a` is used as work space (every caller passes a temporary): the deviations are squared in its memory.
+    """
     n = a.shape[axis]
     mean = np.add.reduce(a, axis=axis, keepdims=True)
     mean /= n
-    d = a - mean
+    d = np.subtract(a, mean, out=a)
     d *= d
     std = np.add.reduce(d, axis=axis)
     std /= n
