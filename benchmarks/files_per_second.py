@@ -33,15 +33,16 @@ def _children_cpu() -> float:
     return kids.ru_utime + kids.ru_stime
 
 
-def run_featurize(corpus: Path, out: Path, jobs: int, stdin: bool) -> tuple[float, float, str]:
-    """Wall seconds from start to exit, CPU seconds of every process it ran, and its stderr's last line."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+def run_featurize(corpus: Path, out: Path, jobs: int, stdin: bool, root: Path = ROOT) -> tuple[float, float, str]:
+    """Wall seconds from start to exit, CPU seconds of every process it ran, and its stderr's last line; `root`: the
+    dfdet source tree that runs (first on PYTHONPATH)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "dfdet", "featurize", "-" if stdin else str(corpus), "-j", str(jobs), "-o", str(out)]
     if stdin:  # the shell pipeline a user would type, find included
         line = f"find {corpus} -name '*.flac' | " + " ".join(f"'{c}'" for c in cmd)
         cmd = ["/bin/sh", "-c", line]
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=False)  # -m: cwd first
     wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if proc.returncode != 0:
         raise SystemExit(f"featurize failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
@@ -55,6 +56,7 @@ def main() -> None:
     ap.add_argument("--jobs", default="1,2", help="comma-separated -j values")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each configuration (the fastest is printed)")
     ap.add_argument("--dir", type=Path, help="featurize this directory of .flac files instead of generating one")
+    ap.add_argument("--baseline-src", type=Path, help="another dfdet source tree to run first (the 'before')")
     args = ap.parse_args()
 
     import numpy as np
@@ -74,30 +76,38 @@ def main() -> None:
             )
         n = sum(1 for _ in corpus.rglob("*.flac"))
         print(f"featurizing {n} files of {corpus}, wall clock from process start to exit:")
+        trees = [("before", args.baseline_src.resolve())] if args.baseline_src else []
+        trees.append(("this tree" if trees else "", ROOT))
         stores = []
-        for jobs in (int(j) for j in args.jobs.split(",")):
-            for stdin in (False, True):
-                best = None
-                for r in range(args.repeat):
-                    load = os.getloadavg()[0]
-                    out = tmp / f"j{jobs}{'-stdin' if stdin else ''}-{r}.h5"
-                    wall, cpu, last = run_featurize(corpus, out, jobs, stdin)
-                    if best is None or wall < best[0]:
-                        best = (wall, cpu, load, last, out)
-                wall, cpu, load, last, out = best
-                stores.append(out)
-                form = f"find | featurize - -j {jobs}" if stdin else f"featurize DIR -j {jobs}"
-                print(
-                    f"  {form:<26} {n / wall:6.0f} files/s  ({wall:.2f} s; CPU {cpu / n * 1e3:.2f} ms/file, all "
-                    f"processes; load average {load:.1f} before)  [{last}]"
-                )
+        for label, root in trees:
+            if label:
+                print(f" {label}: {root}")
+            for jobs in (int(j) for j in args.jobs.split(",")):
+                for stdin in (False, True):
+                    best = None
+                    for r in range(args.repeat):
+                        load = os.getloadavg()[0]
+                        out = tmp / f"{len(stores)}-{r}.h5"
+                        wall, cpu, last = run_featurize(corpus, out, jobs, stdin, root)
+                        if best is None or wall < best[0]:
+                            best = (wall, cpu, load, last, out)
+                    wall, cpu, load, last, out = best
+                    stores.append(out)
+                    form = f"find | featurize - -j {jobs}" if stdin else f"featurize DIR -j {jobs}"
+                    print(
+                        f"  {form:<26} {n / wall:6.0f} files/s  ({wall:.2f} s; CPU {cpu / n * 1e3:.2f} ms/file, all "
+                        f"processes; load average {load:.1f} before)  [{last}]"
+                    )
         from dfdet.store import load_features
 
-        first = load_features(stores[0])
-        same = all(
-            np.array_equal(first.X, load_features(s).X) and first.utt_id == load_features(s).utt_id for s in stores[1:]
-        )
-        print(f"stores identical across runs: {same}")
+        sets = [load_features(s) for s in stores]
+        per_tree = len(sets) // len(trees)
+        for i, (label, _) in enumerate(trees):
+            mine = sets[i * per_tree : (i + 1) * per_tree]
+            same = all(np.array_equal(mine[0].X, o.X) and mine[0].utt_id == o.utt_id for o in mine[1:])
+            print(f"stores identical across the -j and input forms{' of ' + label if label else ''}: {same}")
+        if len(trees) > 1:
+            print(f"max |this tree - before| over the stores: {np.abs(sets[-1].X - sets[0].X).max():.2e}")
 
 
 if __name__ == "__main__":
