@@ -51,6 +51,10 @@ if hasattr(sf, "SoundFileError"):
 _EXACT_FROM_OPEN = frozenset({"WAV", "WAVEX", "FLAC", "AIFF", "AU", "W64", "RF64", "CAF"})
 
 
+# Integer sample codes: their decoded floats cannot be NaN or infinite, so they skip that check.
+_INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
+
+
 def is_audio_path(path: str | os.PathLike) -> bool:
     """True when the name ends in one of AUDIO_EXTENSIONS (any case)."""
     return os.path.splitext(str(path))[1].lower() in AUDIO_EXTENSIONS
@@ -117,11 +121,12 @@ def decode(path: str | os.PathLike, n_out: int | None = None, target_sr: int | N
             if f.format not in _EXACT_FROM_OPEN and f.seekable():
                 f.seek(0)  # as sf.read does: libmpg123's samples differ (last float32 bit) without this seek
             data = _read_start(f, frames if frames >= 0 else total)
+            integer = f.subtype in _INTEGER_SUBTYPES
     except (OSError, *_DECODE_ERRORS) as exc:
         raise _decode_error(p, exc) from exc
     if data.size == 0:
         raise InputError(p, "zero-length audio (0 samples)", "remove the file or pass --skip-bad")
-    if not np.isfinite(data).all():
+    if not integer and not np.isfinite(data).all():  # integer samples are finite by construction
         raise InputError(p, "audio contains NaN or infinite samples", "re-export the file or pass --skip-bad")
     y = data if data.ndim == 1 else data.mean(axis=1)
     n = total if 0 <= frames == len(y) else len(y)  # a head read: the header's length; else what was decoded
