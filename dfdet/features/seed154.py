@@ -194,7 +194,8 @@ def ordinal_pattern_codes(x: np.ndarray, max_order: int) -> list[np.ndarray]:
     n = x.shape[-1]
     dtype = np.int16 if math.factorial(max_order) <= 32767 else np.int64
     codes: list[np.ndarray] = []
-    count = np.zeros(x.shape[:-1] + (max(n - 1, 0),), dtype=dtype)
+    # counts (< max_order) in int8 and the comparisons' bools viewed as int8: same-type additions, no casting loop
+    count = np.zeros(x.shape[:-1] + (max(n - 1, 0),), dtype=np.int8 if max_order <= 127 else dtype)
     less = np.empty(count.shape, dtype=bool)
     code = None
     for k in range(1, max_order):
@@ -202,8 +203,11 @@ def ordinal_pattern_codes(x: np.ndarray, max_order: int) -> list[np.ndarray]:
             codes.append(np.zeros(x.shape[:-1] + (0,), dtype=dtype))
             continue
         count = count[..., : n - k]
-        count += np.greater(x[..., : n - k], x[..., k:], out=less[..., : n - k])  # #(d in 1..k: x[u+d] < x[u])
-        w = count * dtype(math.factorial(k))  # a new array: count goes on to the next order
+        np.greater(x[..., : n - k], x[..., k:], out=less[..., : n - k])  # x[u+k] < x[u]
+        count += less[..., : n - k].view(np.int8) if count.dtype == np.int8 else less[..., : n - k]
+        w = count.astype(dtype)  # a new array: count goes on to the next order
+        if k > 1:
+            w *= dtype(math.factorial(k))
         if code is not None:
             w += code[..., 1:]
         code = w
