@@ -3,7 +3,9 @@
 Usage: .venv/bin/python benchmarks/featurize.py [--n-files 2000] [--seconds 2.0] [--jobs 2]
 
 Everything is measured in one run on this machine, so the printed `ratio` lines compare like with like. The corpus
-(seeded 16 kHz FLAC clips) is generated once into a temporary directory and deleted afterwards.
+(seeded 16 kHz FLAC clips) is generated once into a temporary directory and deleted afterwards. The featurize lines
+time the library call after warm-up (no interpreter start-up or imports); benchmarks/files_per_second.py times the
+`dfdet featurize` command itself, start-up included.
 """
 
 from __future__ import annotations

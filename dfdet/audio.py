@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -43,6 +44,15 @@ SKIP_FIX = "check the file or pass --skip-bad"
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, TypeError, EOFError)
 if hasattr(sf, "SoundFileError"):
     _DECODE_ERRORS = (sf.SoundFileError, *_DECODE_ERRORS)
+
+
+# Containers of PCM or FLAC, whose samples do not depend on a seek to the start before reading (one costs ~25 us on
+# a FLAC file); lossy decoders (MP3, Vorbis, Opus) are read as sf.read reads them, after one.
+_EXACT_FROM_OPEN = frozenset({"WAV", "WAVEX", "FLAC", "AIFF", "AU", "W64", "RF64", "CAF"})
+
+
+# Integer sample codes: their decoded floats cannot be NaN or infinite, so they skip that check.
+_INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
 
 
 def is_audio_path(path: str | os.PathLike) -> bool:
@@ -108,18 +118,38 @@ def decode(path: str | os.PathLike, n_out: int | None = None, target_sr: int | N
             sr, total, frames = int(f.samplerate), int(f.frames), -1
             if n_out is not None and target_sr is not None:
                 frames = head_frames(n_out, sr, target_sr)
-            if f.seekable():  # as sf.read does: libmpg123's samples differ (last float32 bit) without this seek
-                f.seek(0)
-            data = f.read(frames if frames >= 0 else total, dtype="float64", always_2d=True)
+            if f.format not in _EXACT_FROM_OPEN and f.seekable():
+                f.seek(0)  # as sf.read does: libmpg123's samples differ (last float32 bit) without this seek
+            data = _read_start(f, frames if frames >= 0 else total)
+            integer = f.subtype in _INTEGER_SUBTYPES
     except (OSError, *_DECODE_ERRORS) as exc:
         raise _decode_error(p, exc) from exc
-    if data.shape[0] == 0 or data.shape[1] == 0:
+    if data.size == 0:
         raise InputError(p, "zero-length audio (0 samples)", "remove the file or pass --skip-bad")
-    if not np.isfinite(data).all():
+    if not integer and not np.isfinite(data).all():  # integer samples are finite by construction
         raise InputError(p, "audio contains NaN or infinite samples", "re-export the file or pass --skip-bad")
-    y = data[:, 0].copy() if data.shape[1] == 1 else data.mean(axis=1)
+    y = data if data.ndim == 1 else data.mean(axis=1)
     n = total if 0 <= frames == len(y) else len(y)  # a head read: the header's length; else what was decoded
     return Decoded(y, sr, n / float(sr))
+
+
+def _read_start(f: sf.SoundFile, frames: int) -> np.ndarray:
+    """`f.read(frames, dtype="float64")` at the start of `f`: mono 1-D (no column to copy out), else [n, channels].
+
+    Through soundfile's own libsndfile binding when it has one: SoundFile.read ends by seeking to where it stopped
+    (for files also open for writing), and on FLAC that seek decodes a block again: 0.05 ms a 16 kHz file with the
+    malloc settings of `dfdet featurize` (dfdet.heap), 0.2 ms without. Falls back to SoundFile.read should
+    soundfile's internals change.
+    """
+    snd, ffi, handle = getattr(sf, "_snd", None), getattr(sf, "_ffi", None), getattr(f, "_file", None)
+    if snd is None or ffi is None or handle is None or not f.seekable():
+        return f.read(frames, dtype="float64", always_2d=f.channels != 1)
+    out = np.empty((max(0, min(frames, f.frames)), f.channels))  # as read() caps it: what the header says is left
+    got = snd.sf_readf_double(handle, ffi.cast("double *", out.__array_interface__["data"][0]), len(out))
+    err = snd.sf_error(handle)
+    if err:
+        raise sf.LibsndfileError(err) if hasattr(sf, "LibsndfileError") else RuntimeError(f"libsndfile error {err}")
+    return out[:got, 0] if f.channels == 1 else out[:got]
 
 
 def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -148,22 +178,42 @@ def resample(y: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
         return y
     if sr <= 0 or target_sr <= 0:
         raise ValueError(f"sample rates must be positive, got {sr} -> {target_sr}")
-    import soxr
-
-    out = soxr.resample(np.ascontiguousarray(y), int(sr), int(target_sr), quality="HQ")
+    out = _soxr_hq(int(sr), int(target_sr)).resample_chunk(np.ascontiguousarray(y), last=True)
     n = int(np.ceil(len(y) * (float(target_sr) / int(sr))))  # librosa's length rule, in its float arithmetic
     return np.asarray(fix_length(out, n), dtype=np.float64)
+
+
+_RESAMPLERS = threading.local()  # per thread: a soxr stream is not safe to share
+
+
+def _soxr_hq(sr: int, target_sr: int) -> Any:
+    """This thread's soxr HQ mono float64 stream for sr -> target_sr, cleared for a new signal.
+
+    One chunk with last=True through a cleared stream gives soxr.resample's (librosa's) samples bit for bit
+    (tests/test_audio.py checks it), without designing the filter again for every file (~0.04 ms at 22.05 and
+    44.1 kHz, where the ratio is not simple).
+    """
+    cache = _RESAMPLERS.__dict__
+    stream = cache.get((sr, target_sr))
+    if stream is None:
+        import soxr
+
+        stream = cache[(sr, target_sr)] = soxr.ResampleStream(sr, target_sr, 1, dtype="float64", quality="HQ")
+    else:
+        stream.clear()
+    return stream
 
 
 def resample_margin(sr: int, target_sr: int) -> int:
     """Input frames read past the last one that the kept output samples lie over, so that they come out exactly.
 
     soxr's HQ filter reaches a few hundred frames ahead, and its block processing makes the final ~0.1 s of output
-    depend (by ~1e-9) on where the input ends; measured with soxr 1.1 at 8-96 kHz, outputs are identical to the
-    whole-file resampling once 83 ms (8 kHz) or 1,332 frames (44.1 kHz) or 3,922 frames (96 kHz) follow. This margin
-    (1/8 s + 1,024 frames) has room to spare; tests/test_seed154.py checks it at 8 to 48 kHz.
+    depend (by ~1e-9) on where the input ends; measured with soxr 1.1 at 8-96 kHz (random and tonal signals of
+    random lengths), outputs are identical to the whole-file resampling once 697 frames (8 kHz), 1,360 (44.1 kHz),
+    1,178 (48 kHz) or 3,950 (96 kHz) follow, whatever the signal. This margin (1/16 s + 1,024 frames: 2.2x, 2.8x,
+    3.4x and 1.8x those) has room to spare; tests/test_audio.py checks it bit for bit at 8 to 96 kHz.
     """
-    return 0 if int(sr) == int(target_sr) else int(sr) // 8 + 1024
+    return 0 if int(sr) == int(target_sr) else int(sr) // 16 + 1024
 
 
 def head_frames(n_out: int, sr: int, target_sr: int) -> int:

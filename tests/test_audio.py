@@ -175,16 +175,38 @@ def test_empty_file_says_so(tmp_path):
 RATES = [8000, 16000, 22050, 24000, 44100, 48000]
 
 
-@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("sr", [*RATES, 11025, 32000, 96000])
 def test_resample_head_equals_whole_resampling(sr):
     """The first 2 s at 16 kHz from the start only: the same samples as resampling the whole 5 s and cutting."""
     y = speechlike(sr=sr, seconds=5.0, seed=sr + 1)
     head = resample_head(y, sr, 16000, 32000)
     assert head.shape == (32000,)
-    np.testing.assert_allclose(head, resample(y, sr, 16000)[:32000], rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(head, resample(y, sr, 16000)[:32000])  # bit for bit: the margin is enough
     assert head_frames(32000, sr, 16000) < len(y)  # it really used less than the whole clip
     short = y[: sr // 2]  # shorter than the head: the whole clip is resampled, as before
     np.testing.assert_array_equal(resample_head(short, sr, 16000, 32000), resample(short, sr, 16000))
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_cached_resampler_gives_oneshot_samples(sr):
+    """The per-thread soxr stream that resample() reuses must not carry state from one signal to the next: every
+    call equals soxr's one-shot resampling (what librosa.resample calls), whatever came before, in any thread."""
+    import threading
+
+    import soxr
+
+    rng = np.random.default_rng(sr)
+    signals = [rng.standard_normal(n) * 0.3 for n in (sr * 3, 1, 0, 4097, sr // 3)]
+    signals.append(signals[0])
+    for y in signals + signals[::-1]:
+        expected = fix_length(soxr.resample(y, sr, 16000, quality="HQ"), int(np.ceil(len(y) * 16000 / sr)))
+        np.testing.assert_array_equal(resample(y, sr, 16000), expected)
+    assert np.array_equal(resample(signals[0], sr, 16000), resample(signals[-1], sr, 16000))  # same input twice
+    got: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: got.append(resample(signals[3], sr, 16000)))
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(got[0], resample(signals[3], sr, 16000))
 
 
 @pytest.mark.parametrize(
@@ -210,6 +232,33 @@ def test_decode_head_is_the_start_of_the_whole_decode(tmp_path, name, sr, kw):
     assert len(head.y) == head_frames(32000, sr, 16000) < len(whole)
     full = decode(path)
     assert (full.sr, full.duration) == (sr, len(whole) / sr) and np.array_equal(full.y, whole)
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("r.flac", {"subtype": "PCM_16"}),
+        ("r.wav", {"subtype": "FLOAT"}),
+        ("r.ogg", {"format": "OGG", "subtype": "VORBIS"}),
+        ("r.mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}),
+    ],
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decode_reads_what_soundfile_reads(tmp_path, name, kw, channels):
+    """decode() reads through soundfile's libsndfile binding (no seek after the read): the samples of sf.read, for
+    a head, the whole file and a request past the end."""
+    sr = 22050
+    y = np.stack([speechlike(sr=sr, seconds=3.0, f0=120.0 + 50 * c, seed=c) for c in range(channels)], axis=1)
+    try:
+        path = write_audio(tmp_path / name, y, sr, **kw)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
+        pytest.skip(f"this libsndfile cannot write {name}: {exc}")
+    ref, _ = sf.read(path, dtype="float64", always_2d=True)
+    mono = ref.mean(axis=1) if channels > 1 else ref[:, 0]
+    head = decode(path, 16000, 16000)  # 16 000 frames at 22.05 kHz: the rates differ, so a margin is read too
+    np.testing.assert_array_equal(head.y, mono[: head_frames(16000, sr, 16000)])
+    np.testing.assert_array_equal(decode(path).y, mono)
+    np.testing.assert_array_equal(decode(path, 10 * sr, sr).y, mono)  # more than the file has: all of it
 
 
 def test_decode_head_of_a_short_file_is_the_whole_file(tmp_path):

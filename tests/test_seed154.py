@@ -17,6 +17,7 @@ from dfdet.audio import head_frames, resample
 from dfdet.errors import UsageError
 from dfdet.features import FeatureGroup, get_recipe, load_prepared, recipe_hash, recipe_names
 from dfdet.features.seed154 import (
+    _BandedRows,
     _block_means,
     _extremes,
     dct_basis,
@@ -243,6 +244,16 @@ def test_tables_equal_librosa() -> None:
         ref = scipy.fft.dct(np.eye(n), type=2, norm="ortho", axis=0)[:20].T
         np.testing.assert_allclose(dct_basis(n, 20), ref, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(np.fft.rfftfreq(2048, 1 / 16000), librosa.fft_frequencies(sr=16000, n_fft=2048))
+
+
+@pytest.mark.parametrize(("sr", "n_fft", "n_mels"), [(16000, 2048, 128), (22050, 1024, 40), (8000, 512, 64)])
+def test_banded_filterbank_is_the_dense_product(sr: int, n_fft: int, n_mels: int) -> None:
+    """The mel filterbank applied in blocks of rows over the bins each block covers equals x @ W.T."""
+    W = mel_filters(sr, n_fft, n_mels).astype(np.float64)
+    x = np.random.default_rng(n_mels).random((2, 5, W.shape[1])) * 100
+    np.testing.assert_allclose(_BandedRows(W).apply(x), x @ W.T, rtol=1e-13, atol=1e-13)
+    W[:8] = 0.0  # a block of silent filters gets zeros, not an error
+    np.testing.assert_allclose(_BandedRows(W).apply(x), x @ W.T, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.slow

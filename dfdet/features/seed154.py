@@ -10,6 +10,7 @@ few milliseconds per clip. Only the first 2 s (plus the resampler's margin) of a
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import cached_property
 from typing import Any
@@ -54,28 +55,48 @@ GROUPS = [
 
 
 def _frames(y: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
-    """Windowed frames [B, F, n_fft] exactly as librosa.stft(center=True, pad_mode='constant') frames them."""
-    ypad = np.pad(y, ((0, 0), (n_fft // 2, n_fft // 2)))
-    view = np.lib.stride_tricks.sliding_window_view(ypad, n_fft, axis=-1)[:, ::hop, :]
-    return view * window
+    """Windowed frames [B, F, n_fft] exactly as librosa.stft(center=True, pad_mode='constant') frames them.
+
+    The padded copy and the strided view are built directly (np.pad and sliding_window_view cost ~50 us a call).
+    """
+    B, n = y.shape
+    half = n_fft // 2
+    ypad = np.zeros((B, n + 2 * half))
+    ypad[:, half : half + n] = y
+    s0, s1 = ypad.strides
+    view = np.ndarray((B, 1 + n // hop, n_fft), ypad.dtype, ypad, 0, (s0, hop * s1, s1))
+    return np.multiply(view, window)
 
 
-def _power(frames: np.ndarray) -> np.ndarray:
-    """|rfft|^2 along the last axis, float64 (float32 FFTs would move spectral contrast beyond 1e-4).
+def _power(frames: np.ndarray, n_bins: int | None = None) -> np.ndarray:
+    """|rfft|^2 along the last axis (its first `n_bins` bins), float64 (float32 FFTs would move spectral contrast
+    beyond 1e-4).
 
-    numpy's pocketfft gives the same values as scipy.fft's without scipy.fft's ~0.2 s import.
+    numpy's pocketfft gives the same values as scipy.fft's without scipy.fft's ~0.2 s import. re^2 + im^2 is taken
+    on the spectrum's float view (squared, then pairs added): the same numbers as from .real and .imag, in fewer
+    strided passes.
     """
     X = np.fft.rfft(frames, axis=-1)
-    re, im = X.real, X.imag
-    return re * re + im * im
+    v = X.view(np.float64)  # re, im interleaved
+    if n_bins is not None:
+        v = v[..., : 2 * n_bins]
+    sq = np.square(v)
+    return np.add(sq[..., 0::2], sq[..., 1::2])
 
 
 def _mean_std(a: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population std (ddof 0) over `axis`."""
-    mean = a.mean(axis=axis, keepdims=True)
-    d = a - mean
-    std = np.sqrt((d * d).mean(axis=axis))
-    return mean.squeeze(axis), std
+    """Mean and population std (ddof 0) over `axis` (np.mean's sum-then-divide, without its Python wrapper).
+
+    `a` is used as work space (every caller passes a temporary): the deviations are squared in its memory.
+    """
+    n = a.shape[axis]
+    mean = np.add.reduce(a, axis=axis, keepdims=True)
+    mean /= n
+    d = np.subtract(a, mean, out=a)
+    d *= d
+    std = np.add.reduce(d, axis=axis)
+    std /= n
+    return mean.squeeze(axis), np.sqrt(std, out=std)
 
 
 def _db(power: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
@@ -90,18 +111,45 @@ def _db(power: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
     return np.maximum(log, floor.reshape(shape), out=log)
 
 
+def _db_cepstrum_stats(power: np.ndarray, dct: np.ndarray, relative: bool, overwrite: bool = False) -> np.ndarray:
+    """[B, 2 * n_ceps]: frame means then stds of `_db(power, ref) @ dct`, power [B, F, bins]; ref is each clip's
+    peak power (`relative`, librosa's ref=np.max) or 1.0. `overwrite`: power may be used as the work buffer.
+
+    The same numbers (within ~1e-13) in fewer passes over the spectrum: power_to_db's top_db floor (the peak's dB
+    minus 80) is applied as a clip in the power domain (max(amin, peak * 1e-8), the same value whatever the ref),
+    and the ref's dB, a constant per clip, is subtracted after the DCT (from the means only: stds do not move).
+    """
+    B = len(power)
+    peak = power.reshape(B, -1).max(axis=1)
+    floor = np.maximum(peak * 10.0 ** (-TOP_DB / 10.0), DB_AMIN_POWER).reshape((B,) + (1,) * (power.ndim - 1))
+    log = np.maximum(power, floor, out=power if overwrite else None)
+    mean, std = _mean_std(np.log10(log, out=log) @ dct, axis=1)
+    mean *= 10.0
+    std *= 10.0
+    if relative:
+        mean -= (10.0 * np.log10(np.maximum(DB_AMIN_POWER, peak)))[:, None] * dct.sum(axis=0)
+    return np.concatenate([mean, std], axis=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _chunks(n: int) -> tuple[tuple[int, int], ...]:
+    """(start, stop) of the near-equal chunks of at most 256 that `_extremes` sorts a row of n in."""
+    edges = [int(v) for v in np.linspace(0, n, -(-n // 256) + 1).astype(int)]
+    return tuple(zip(edges[:-1], edges[1:], strict=True))
+
+
 def _extremes(sub: np.ndarray, alpha: int) -> tuple[np.ndarray, np.ndarray]:
     """The `alpha` smallest and largest values along the last axis, each ascending (as np.sort would place them).
 
-    Rows longer than 256 are sorted in chunks and the chunk extremes merged: numpy's SIMD sort is several times
-    faster on short rows, and the selected values (hence their sorted order and means) are the same.
+    Rows longer than 2 KiB (256 float64, 512 float32) are sorted in chunks and the chunk extremes merged: numpy's
+    SIMD sort is several times faster on short rows, and the selected values (hence their sorted order and means)
+    are the same.
     """
     n = sub.shape[-1]
-    if n <= 256 or n <= 4 * alpha:
+    if n * sub.itemsize <= 2048 or n <= 4 * alpha:
         srt = np.sort(sub, axis=-1)
         return srt[..., :alpha], srt[..., n - alpha :]
-    edges = np.linspace(0, n, -(-n // 256) + 1).astype(int)
-    parts = [np.sort(sub[..., a:b], axis=-1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    parts = [np.sort(sub[..., a:b], axis=-1) for a, b in _chunks(n)]
     lo = np.sort(np.concatenate([p[..., :alpha] for p in parts], axis=-1), axis=-1)[..., :alpha]
     hi = np.sort(np.concatenate([p[..., -alpha:] for p in parts], axis=-1), axis=-1)[..., -alpha:]
     return lo, hi
@@ -122,11 +170,13 @@ def _block_means(Y: np.ndarray, s: int, out: np.ndarray) -> None:
         np.add(v[..., 0], v[..., 1], out=out)
         for k in range(2, s):
             out += v[..., k]
-    elif s <= 128 and s % 8 == 0:
-        r = [v[..., j] for j in range(8)]
+    elif s <= 128 and s % 8 == 0:  # the 8 accumulators side by side: r[j] += v[i + j], then the tree on them
+        r = v[..., :8]
         for i in range(8, s, 8):
-            r = [r[j] + v[..., i + j] for j in range(8)]
-        np.add((r[0] + r[1]) + (r[2] + r[3]), (r[4] + r[5]) + (r[6] + r[7]), out=out)
+            r = r + v[..., i : i + 8]
+        r = r[..., 0::2] + r[..., 1::2]  # (r0 + r1), (r2 + r3), (r4 + r5), (r6 + r7)
+        r = r[..., 0::2] + r[..., 1::2]
+        np.add(r[..., 0], r[..., 1], out=out)
     else:
         out[:] = v.mean(axis=2)
         return
@@ -142,17 +192,25 @@ def ordinal_pattern_codes(x: np.ndarray, max_order: int) -> list[np.ndarray]:
     code_{m+1}[t] = W_m[t] + code_{m}[t+1]: each order costs one addition. code_m has len(x) - m + 1 entries.
     """
     n = x.shape[-1]
-    dtype = np.int16 if math.factorial(max_order) <= np.iinfo(np.int16).max else np.int64
+    dtype = np.int16 if math.factorial(max_order) <= 32767 else np.int64
     codes: list[np.ndarray] = []
-    count = np.zeros(x.shape[:-1] + (max(n - 1, 0),), dtype=dtype)
+    # counts (< max_order) in int8 and the comparisons' bools viewed as int8: same-type additions, no casting loop
+    count = np.zeros(x.shape[:-1] + (max(n - 1, 0),), dtype=np.int8 if max_order <= 127 else dtype)
+    less = np.empty(count.shape, dtype=bool)
     code = None
     for k in range(1, max_order):
         if n - k <= 0:
             codes.append(np.zeros(x.shape[:-1] + (0,), dtype=dtype))
             continue
-        count = count[..., : n - k] + (x[..., : n - k] > x[..., k:])  # #(d in 1..k: x[u+d] < x[u])
-        w = count * dtype(math.factorial(k)) if k > 1 else count
-        code = w if code is None else w + code[..., 1:]
+        count = count[..., : n - k]
+        np.greater(x[..., : n - k], x[..., k:], out=less[..., : n - k])  # x[u+k] < x[u]
+        count += less[..., : n - k].view(np.int8) if count.dtype == np.int8 else less[..., : n - k]
+        w = count.astype(dtype)  # a new array: count goes on to the next order
+        if k > 1:
+            w *= dtype(math.factorial(k))
+        if code is not None:
+            w += code[..., 1:]
+        code = w
         codes.append(code)
     return codes
 
@@ -352,7 +410,7 @@ class Seed154:
             "win": hann(N_FFT),
             "dct_lin": dct_basis(N_FFT // 2 + 1, N_CEPS),
             "dct_mel": dct_basis(N_MELS, N_CEPS),
-            "mel": _SparseRows(mel),  # P[..., 1025] -> [..., 128]
+            "mel": _BandedRows(mel),  # P[..., 1025] -> [..., 128]
             "bands": bands,
         }
 
@@ -375,39 +433,41 @@ class Seed154:
 
     def _lps(self, Y: np.ndarray) -> np.ndarray:
         t = self._tables
-        P = _power(_frames(Y, LPS_N_FFT, LPS_HOP, t["win_lps"]))[:, :, : LPS_POOL * LPS_N_POOLED]  # [B, F, 240]
-        mean, std = _mean_std(np.log(P + LPS_EPS), axis=1)
+        nb = LPS_POOL * LPS_N_POOLED  # bins 240-256 are not used
+        L = _power(_frames(Y, LPS_N_FFT, LPS_HOP, t["win_lps"]), nb)  # [B, F, 240]
+        L += LPS_EPS
+        mean, std = _mean_std(np.log(L, out=L), axis=1)
         B = len(Y)
-        pool = lambda a: a.reshape(B, LPS_N_POOLED, LPS_POOL).mean(axis=2)  # noqa: E731
+        pool = lambda a: np.add.reduce(a.reshape(B, LPS_N_POOLED, LPS_POOL), axis=2) / LPS_POOL  # noqa: E731
         return np.concatenate([pool(mean), pool(std)], axis=1)
 
     def _spec2048(self, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = self._tables
         B = len(Y)
         P = _power(_frames(Y, N_FFT, HOP, t["win"]))  # [B, F, 1025] power
-        # LFCC: amplitude_to_db(|S|, ref=max) == power_to_db(|S|^2, ref=max |S|^2); DCT over frequency
-        S_db = _db(P, P.reshape(B, -1).max(axis=1))
-        lfcc = S_db @ t["dct_lin"]  # [B, F, 20]
-        # spectral contrast on the magnitude spectrum: select on the power (same order), sqrt only what is kept
+        # spectral contrast on the magnitude spectrum: select on the power (same order), sqrt only what is kept.
+        # Bands of several values are sorted in float32 (SIMD sorts twice the values per instruction): the kept
+        # values move by <= 6e-8 relative, the contrast by < 1e-6 dB.
         peak = np.empty((B, len(t["bands"]), P.shape[1]))
         valley = np.empty_like(peak)
+        P32 = P.astype(np.float32)
         for k, (a, b, alpha) in enumerate(t["bands"]):
-            lo, hi = _extremes(P[:, :, a:b], alpha)
-            if alpha == 1:
-                np.sqrt(lo[:, :, 0], out=valley[:, k])
-                np.sqrt(hi[:, :, 0], out=peak[:, k])
-            else:  # np.mean: the sum in sorted order, then / alpha
-                np.divide(np.add.reduce(np.sqrt(lo), axis=2), alpha, out=valley[:, k])
-                np.divide(np.add.reduce(np.sqrt(hi), axis=2), alpha, out=peak[:, k])
+            if alpha == 1:  # the extremes themselves: reductions, no sort
+                np.sqrt(np.minimum.reduce(P[:, :, a:b], axis=2), out=valley[:, k])
+                np.sqrt(np.maximum.reduce(P[:, :, a:b], axis=2), out=peak[:, k])
+                continue
+            lo, hi = _extremes(P32[:, :, a:b], alpha)  # np.mean: the sum in sorted order, then / alpha
+            lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+            np.divide(np.add.reduce(np.sqrt(lo), axis=2), alpha, out=valley[:, k])
+            np.divide(np.add.reduce(np.sqrt(hi), axis=2), alpha, out=peak[:, k])
         contrast = _db(peak, None) - _db(valley, None)  # [B, 7, F]
+        mean, std = _mean_std(contrast, axis=2)
         # MFCC: slaney mel of the power spectrum, power_to_db(ref=1), DCT over mel bands
-        mel = t["mel"].apply(P)  # [B, F, 128]
-        mfcc = _db(mel, None) @ t["dct_mel"]  # [B, F, 20]
-        out = []
-        for a, axis in ((lfcc, 1), (contrast, 2), (mfcc, 1)):
-            mean, std = _mean_std(a, axis=axis)
-            out.append(np.concatenate([mean, std], axis=1))
-        return out[0], out[1], out[2]
+        mfcc = _db_cepstrum_stats(t["mel"].apply(P), t["dct_mel"], relative=False, overwrite=True)
+        # LFCC (last: it takes P as its work buffer): amplitude_to_db(|S|, ref=max) == power_to_db(|S|^2,
+        # ref=max |S|^2), DCT over frequency
+        lfcc = _db_cepstrum_stats(P, t["dct_lin"], relative=True, overwrite=True)
+        return lfcc, np.concatenate([mean, std], axis=1), mfcc
 
     @cached_property
     def _mpe_layout(self) -> dict[str, Any]:
@@ -416,12 +476,27 @@ class Seed154:
         starts = [int(v) for v in np.cumsum([0, *lengths[:-1]])]
         top = max(MPE_ORDERS)
         assert min(lengths) >= top and sorted(MPE_ORDERS) == list(range(min(MPE_ORDERS), top + 1))
+        assert (len(MPE_SCALES) + 1) * math.factorial(top) <= np.iinfo(np.int16).max  # bin keys fit the codes' int16
         total = sum(lengths)
         # bin base of each top-order window: its scale's block of top! bins, or a junk block if it spans two scales
-        base = np.full(total - top + 1, len(MPE_SCALES) * math.factorial(top), dtype=np.int64)
+        base = np.full(total - top + 1, len(MPE_SCALES) * math.factorial(top), dtype=np.int16)  # codes are int16
         for j, (a, n) in enumerate(zip(starts, lengths, strict=True)):
             base[a : a + n - top + 1] = j * math.factorial(top)
-        return {"lengths": lengths, "starts": starts, "total": total, "base": base, "top": top}
+        # windows per (scale, order) spread over that order's pattern bins, orders top..min as _mpe lays them out
+        orders = range(top, min(MPE_ORDERS) - 1, -1)
+        windows = np.concatenate(
+            [np.repeat([[n - m + 1] for n in lengths], math.factorial(m), axis=1) for m in orders], 1
+        )
+        segments = np.cumsum([0] + [math.factorial(m) for m in orders][:-1])
+        return {
+            "lengths": lengths,
+            "starts": starts,
+            "total": total,
+            "base": base,
+            "top": top,
+            "windows": windows,
+            "segments": segments,
+        }
 
     def _mpe(self, Y: np.ndarray) -> np.ndarray:
         """Multiscale permutation entropy, [B, 20] (order outer, scale inner).
@@ -442,13 +517,16 @@ class Seed154:
         if B > 1:
             key = key + (np.arange(B) * nbins)[:, None]
         counts = np.bincount(key.ravel(), minlength=B * nbins).reshape(B, S + 1, -1)[:, :S]
-        pe = {top: permutation_entropy_bits(counts)}
+        every = [counts]  # orders top, top-1, ..., side by side: one entropy pass for all of them
         rows, cols = np.arange(B)[:, None], np.arange(S)[None, :]
         for m in range(top - 1, min(MPE_ORDERS) - 1, -1):
             counts = counts.reshape(B, S, m + 1, math.factorial(m)).sum(axis=2)
             counts[rows, cols, codes[m - 2][:, lay["starts"]]] += 1
-            pe[m] = permutation_entropy_bits(counts)
-        return np.stack([pe[m] for m in MPE_ORDERS], axis=1).reshape(B, -1)
+            every.append(counts)
+        p = np.concatenate(every, axis=2) / lay["windows"]  # [B, S, top! + ... + min!]
+        p *= np.log2(p + MPE_EPS)
+        pe = -np.add.reduceat(p, lay["segments"], axis=2)  # [B, S, order top..min]
+        return pe[:, :, ::-1].transpose(0, 2, 1).reshape(B, -1)  # order outer (ascending), scale inner
 
     @cached_property
     def _block_means_exact(self) -> bool:
@@ -464,41 +542,29 @@ class Seed154:
         return True
 
 
-class _SparseRows:
-    """y = x @ W.T for a filterbank W whose rows are each nonzero on one run of bins (a mel triangle).
+class _BandedRows:
+    """y = x @ W.T for a filterbank W whose nonzero weights of consecutive rows lie in nearby bins (mel triangles).
 
-    Rows whose runs do not overlap go in one group (mel triangles: even and odd rows); per group one weighted product
-    and one segmented sum (np.add.reduceat) over contiguous bins. ~0.2 ms for a clip, where a dense product costs ~1
-    ms, gathering the runs' bins ~1 ms, and scipy.sparse ~0.2 s of import.
+    Blocks of 8 rows, each one matrix product over the bins that block covers: ~2x the nonzero work instead of a
+    dense product's ~60x. ~0.05 ms for a clip, where a dense product costs ~0.35 ms, a segmented sum per
+    non-overlapping group ~0.18 ms, and scipy.sparse ~0.2 s of import.
     """
+
+    ROWS = 8
 
     def __init__(self, W: np.ndarray) -> None:
         self.n_out = len(W)
-        ends: list[int] = []  # per group: end of its last run
-        groups: list[list[tuple[int, int, int]]] = []  # per group: (row, start, stop) in bin order
-        for i, row in enumerate(W):
-            nz = np.flatnonzero(row)
-            assert len(nz) and nz[-1] - nz[0] + 1 == len(nz), "each filter must be one run of bins"
-            a, b = int(nz[0]), int(nz[-1]) + 1
-            g = next((k for k, end in enumerate(ends) if end <= a), None)
-            if g is None:
-                g = len(groups)
-                groups.append([])
-                ends.append(0)
-            groups[g].append((i, a, b))
-            ends[g] = b
-        self.groups = []  # (rows, starts, stop, weights[:stop]): bins between runs weigh 0
-        for runs in groups:
-            w = np.zeros(W.shape[1])
-            for i, a, b in runs:
-                w[a:b] = W[i, a:b]
-            stop = runs[-1][2]
-            self.groups.append((np.array([r[0] for r in runs]), np.array([r[1] for r in runs]), stop, w[:stop]))
+        self.blocks = []  # (first row, stop row, first bin, stop bin, weights [bins, rows])
+        for i in range(0, len(W), self.ROWS):
+            rows = W[i : i + self.ROWS]
+            nz = np.flatnonzero(rows.any(axis=0))
+            a, b = (int(nz[0]), int(nz[-1]) + 1) if len(nz) else (0, 0)
+            self.blocks.append((i, i + len(rows), a, b, np.ascontiguousarray(rows[:, a:b].T)))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(x.shape[:-1] + (self.n_out,))
-        for rows, starts, stop, w in self.groups:
-            out[..., rows] = np.add.reduceat(x[..., :stop] * w, starts, axis=-1)
+        for i, j, a, b, w in self.blocks:
+            np.matmul(x[..., a:b], w, out=out[..., i:j])
         return out
 
 
