@@ -115,3 +115,31 @@ def test_cli_attack_frame_model_max_rows_and_vector_store_refused(tmp_path, runn
     r = runner.invoke(cli, ["attack", str(model), str(tmp_path / "vec.h5"), "-o", str(tmp_path / "x.json")])
     assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1
     assert "vector store" in r.stderr and "vec.h5" in r.stderr and "lcnn.pt" in r.stderr and "--recipe lfcc" in r.stderr
+
+
+def test_degrade_on_audio_scores_frame_and_vector_models_like_dfdet_score(tmp_path, runner, lcnn):
+    """`--method degrade` featurizes each degraded clip with the detector's frame recipe: its clean condition is
+    `dfdet score` on the audio, for the frame model and for a vector model reading the frame statistics."""
+    from dfdet.attacks import metrics_at
+    from dfdet.scores import read_scores
+
+    _, audio, store, model = lcnn
+    lin = tmp_path / "lin.pt"
+    r = runner.invoke(cli, ["train", str(store), "-o", str(lin), "--model", "linear", "--epochs", "3"])
+    assert r.exit_code == 0, r.stderr
+    y = np.arange(len(audio)) % 2
+    for m in (model, lin):
+        out = tmp_path / f"{m.stem}.json"
+        r = runner.invoke(
+            cli,
+            ["attack", str(m), str(store), "--method", "degrade", "--conditions", "clean,white_snr10", "-o", str(out)],
+        )
+        assert r.exit_code == 0, r.stderr
+        rep = json.loads(out.read_text())
+        s = runner.invoke(cli, ["score", str(m), *map(str, audio), "-o", str(tmp_path / "a.tsv")])
+        assert s.exit_code == 0, s.stderr
+        want = metrics_at(np.asarray(read_scores(tmp_path / "a.tsv").score), y, rep["threshold"])
+        clean, noisy = rep["conditions"]
+        assert clean["n_scored"] == noisy["n_scored"] == len(audio) and clean["flip_rate_vs_clean"] == 0
+        assert clean["accuracy"] == want["accuracy"] and clean["auc"] == pytest.approx(want["auc"])
+        assert noisy["mean_score_shift"] != 0
