@@ -10,15 +10,7 @@ import torch
 
 from dfdet.cli import cli
 from tests.contract import assert_scores_agree
-from tests.test_frame_models import CHUNK, _cfg, _corpus, _frame_store
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.test_frame_models import CHUNK, _cfg, _corpus, _frame_store, one_torch_thread  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="module")
