@@ -108,6 +108,14 @@ class DiffDetector:
     def scores(self, X: Any) -> np.ndarray:
         return self.scores_std(self.standardize(X))
 
+    def flat(self, Z: Any) -> torch.Tensor:
+        """Standardised inputs as one [rows, D] matrix (frame detectors: all frames of all utterances)."""
+        return Z
+
+    def inputs_of(self, fs: FeatureSet) -> Any:
+        """What this detector reads from a feature set: its rows (frame detectors: the rows' frame matrices)."""
+        return fs.X
+
     def check_features(self, fs: FeatureSet) -> None:
         """Refuse features made with another recipe (hash) or of another dimension (dfdet.scoring's messages)."""
         if self.scorer is not None:
@@ -221,8 +229,14 @@ def _model_diff(det: Any, name: str = "") -> DiffDetector:
     groups = [FeatureGroup(str(g[0]), int(g[1]), int(g[2])) for g in rec.get("groups") or []]
     mean = np.asarray(det.scaler_mean, dtype=np.float64)
     scale = np.asarray(det.scaler_scale, dtype=np.float64)
-    return DiffDetector(
-        member_module=_members_module([det], mean, scale),
+    if getattr(det, "input_kind", "vector") == "frames":
+        cls, extra = FrameDiffDetector, {"chunk_frames": int(det.chunk_frames)}
+        members = _frame_members_module([det], mean, scale)
+    else:
+        cls, extra, members = DiffDetector, {}, _members_module([det], mean, scale)
+    return cls(
+        member_module=members,
+        **extra,
         head=_head_module(lambda S: S[:, 0]),
         combine=lambda S: np.asarray(S)[:, 0],
         mean=mean,
@@ -265,8 +279,14 @@ def load_diff_detector(path: str | Path, calibration: str | Path | None = None) 
         if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
             hb.exact = False
             hb.layers.append("head differs from dfdet.scoring: its gradients are used as a surrogate")
-    return DiffDetector(
-        member_module=_members_module(dets, ref.mean, ref.scale),
+    if isinstance(ref, FrameDiffDetector):
+        cls, extra = FrameDiffDetector, {"chunk_frames": max(int(d.chunk_frames) for d in dets)}
+        members = _frame_members_module(dets, ref.mean, ref.scale)
+    else:
+        cls, extra, members = DiffDetector, {}, _members_module(dets, ref.mean, ref.scale)
+    return cls(
+        member_module=members,
+        **extra,
         head=_head_module(fn),
         combine=sd.combine,
         mean=ref.mean,
@@ -290,6 +310,127 @@ def load_diff_detector(path: str | Path, calibration: str | Path | None = None) 
             "score_scale": sd.scale,
         },
     )
+
+
+# --------------------------------------------------------------------------------------------------- frame models
+def frames_of(fs: FeatureSet) -> list[np.ndarray]:
+    """The [T, D] frame matrices (float32) of a frame store's FeatureSet rows (a subset too), in row order."""
+    from dfdet.store import FrameReader
+
+    fr = fs.frames
+    if fr is None:
+        raise DfdetError(
+            f"{fs.source or 'the features'} is a vector store (no /frames) but a frame model reads frames",
+            "featurize the audio with a frame recipe (dfdet featurize --recipe lfcc), or use a vector model",
+        )
+    out: list[np.ndarray] = [np.zeros(0)] * len(fr.rows)
+    for s, src in enumerate(fr.sources):
+        pick = np.flatnonzero(fr.src == s)
+        if len(pick):
+            with FrameReader(src) as r:
+                for i in pick:
+                    out[i] = np.asarray(r.read(int(fr.rows[i])), dtype=np.float32)
+    return out
+
+
+def chunk_index(n: int, length: int) -> np.ndarray:
+    """[K, length] frame indices of the consecutive scoring chunks of a T-frame utterance, exactly as
+    `dfdet.chunks.utterance_chunks` cuts them (a short utterance tiled from its start)."""
+    from dfdet.chunks import utterance_chunk_starts
+
+    n, length = int(n), int(length)
+    if n <= length:
+        return (np.arange(length) % n)[None, :]
+    return utterance_chunk_starts(n, length)[:, None] + np.arange(length)[None, :]
+
+
+def _frame_members_module(dets: Sequence[Any], ref_mean: np.ndarray, ref_scale: np.ndarray) -> nn.Module:
+    """Standardised utterances Z [B, T, D] (one length T per batch) -> [B, M] raw member scores: each member's
+    -mean chunk logit, with its own scaler and chunk length (FrameDetector's scoring, differentiable)."""
+    import torch
+    from torch import nn
+
+    class FrameMembers(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.models = nn.ModuleList([d.module for d in dets])
+            self.lengths = [int(d.chunk_frames) for d in dets]
+            self.same = [
+                bool(np.array_equal(d.scaler_mean, ref_mean) and np.array_equal(d.scaler_scale, ref_scale))
+                for d in dets
+            ]
+            f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)  # noqa: E731
+            self.register_buffer("a", torch.stack([f32(ref_scale / d.scaler_scale) for d in dets]))
+            self.register_buffer("b", torch.stack([f32((ref_mean - d.scaler_mean) / d.scaler_scale) for d in dets]))
+
+        def forward(self, z, exact: bool = False):
+            B, T = int(z.shape[0]), int(z.shape[1])
+            cols = []
+            for k, mod in enumerate(self.models):
+                zk = z if self.same[k] else z * self.a[k] + self.b[k]
+                idx = torch.from_numpy(chunk_index(T, self.lengths[k])).to(z.device)
+                chunks = zk[:, idx]  # [B, K, L, D]
+                logits = mod(chunks.reshape(-1, *chunks.shape[2:])).reshape(B, idx.shape[0])
+                mean = logits.double().mean(dim=1)
+                cols.append(-(mean if exact else mean.to(z.dtype)))
+            return torch.stack(cols, dim=1)
+
+    return FrameMembers().eval()
+
+
+@dataclass
+class FrameDiffDetector(DiffDetector):
+    """A frame-model detector (e.g. `lcnn`, or an ensemble/calibration of them) as a differentiable function of
+    standardised utterances: inputs are lists of [T, D] frame matrices, `score_module` takes one equal-length batch
+    [B, T, D]. Scores equal `dfdet score` (same chunks, same per-dimension scaler, mean chunk logit)."""
+
+    chunk_frames: int = 0
+    max_chunks: int = 64  # chunks per forward pass (bounds memory when attacking long utterances)
+
+    def standardize(self, X: Any) -> list[torch.Tensor]:  # type: ignore[override]
+        import torch
+
+        from dfdet.chunks import standardize_frames
+
+        mats = frames_of(X) if hasattr(X, "y") and hasattr(X, "frames") else list(X)
+        out = []
+        for m in mats:
+            m = np.asarray(m)
+            if m.ndim != 2 or m.shape[1] != self.input_dim or len(m) < 1:
+                raise DfdetError(
+                    f"frame matrix of shape {m.shape} but {self.path or 'the detector'} expects [T >= 1, "
+                    f"{self.input_dim}]",
+                    f"featurize with the detector's frame recipe ({self.recipe or 'unknown'})",
+                )
+            out.append(torch.from_numpy(standardize_frames(m, self.mean, self.scale)))
+        return out
+
+    def member_scores_std(self, Z: Any, batch_size: int = 0) -> np.ndarray:  # type: ignore[override]
+        import torch
+
+        if not len(Z):
+            return np.zeros((0, 1))
+        with torch.no_grad():
+            return np.concatenate([self.member_module(z[None], exact=True).double().cpu().numpy() for z in Z], axis=0)
+
+    def batches(self, Z: Sequence[Any]) -> list[np.ndarray]:
+        """Row groups of equal frame count, each small enough for one forward pass (`max_chunks` chunks)."""
+        lengths = np.array([len(z) for z in Z], dtype=np.int64)
+        out = []
+        for t in np.unique(lengths):
+            rows = np.flatnonzero(lengths == t)
+            per = max(1, self.max_chunks // len(chunk_index(int(t), max(self.chunk_frames, 1))))
+            out += [rows[i : i + per] for i in range(0, len(rows), per)]
+        return out
+
+    def inputs_of(self, fs: FeatureSet) -> list[np.ndarray]:
+        return frames_of(fs)
+
+    def flat(self, Z: Sequence[Any]) -> torch.Tensor:
+        """All frames of standardised utterances as one [sum T, D] matrix (e.g. for a per-dimension clamp range)."""
+        import torch
+
+        return torch.cat(list(Z)) if len(Z) else torch.zeros((0, self.input_dim))
 
 
 # --------------------------------------------------------------------------------------------------- sweeps
@@ -328,7 +469,8 @@ def attack_sweep(
 ) -> dict[str, Any]:
     """Attack `det` at every eps; per eps: accuracy at the detector's threshold, EER, AUC, decision flip rate.
 
-    X: raw features [N, D] (or a FeatureSet); y: labels 0/1 (-1 unknown rows count only for flip rates).
+    X: raw features [N, D] (or a FeatureSet); for a frame detector a list of N frame matrices [T, D] (`inputs_of`);
+    y: labels 0/1 (-1 unknown rows count only for flip rates).
     `target`: "decision" pushes every row away from the detector's current decision (also "repairing" wrong
     decisions); "label" pushes every labelled row away from its TRUE class (the study's FGSM: maximise the loss of
     the label), unlabelled rows away from their decision.
@@ -360,25 +502,13 @@ def attack_sweep(
     rows = []
     it = progress(eps_values) if progress is not None else eps_values
     for eps in it:
-        Za = attack_decisions(
-            det.score_module,
-            Z,
-            thr_raw,
-            method,
-            eps,
-            norm,
-            steps,
-            step_size,
-            random_start,
-            clamp,
-            seed,
-            batch_size,
-            current_bonafide=current_bona,
+        Za = _attack_rows(
+            det, Z, thr_raw, method, eps, norm, steps, step_size, random_start, clamp, seed, batch_size, current_bona
         )
         s = det.scores_std(Za)
         dec = (s < det.threshold).astype(np.int8)
         flipped = dec != clean_dec
-        d = (Za - Z).double()
+        max_linf, max_l2 = _delta_norms(Z, Za)
         row: dict[str, Any] = {
             "eps": float(eps),
             **metrics_at(s, y, det.threshold),
@@ -386,8 +516,8 @@ def attack_sweep(
             "success_on_correct": float(flipped[correct].mean()) if correct.any() else float("nan"),
             "mean_score_change": float(np.mean(s - clean)),
             "mean_abs_score_change": float(np.mean(np.abs(s - clean))),
-            "max_linf": float(d.abs().max().item()) if d.numel() else 0.0,
-            "max_l2": float(d.norm(dim=1).max().item()) if d.numel() else 0.0,
+            "max_linf": max_linf,
+            "max_l2": max_l2,
         }
         rows.append(row)
     keys = ["eps", "accuracy", "eer", "auc", "flip_rate", "balanced_accuracy", "success_on_correct"]
@@ -402,7 +532,10 @@ def attack_sweep(
         "random_start": bool(random_start) if method == "pgd" else False,
         "clamp": _clamp_record(clamp),
         "seed": int(seed),
-        "space": "standardised features (training scaler): eps in training standard deviations",
+        "space": "standardised frames of each utterance (per-dimension training scaler; the ball bounds the whole "
+        "[T, D] matrix): eps in training standard deviations"
+        if isinstance(det, FrameDiffDetector)
+        else "standardised features (training scaler): eps in training standard deviations",
         "target": target,
         "targeting": "each row is pushed across the detector's threshold, away from its current decision"
         if target == "decision"
@@ -414,6 +547,57 @@ def attack_sweep(
         "rows": rows,
         "curve": curve,
     }
+
+
+def _attack_rows(
+    det: DiffDetector,
+    Z: Any,
+    thr_raw: float,
+    method: str,
+    eps: float,
+    norm: str,
+    steps: int,
+    step_size: float | None,
+    random_start: bool,
+    clamp: Any,
+    seed: int,
+    batch_size: int,
+    current_bona: torch.Tensor,
+) -> Any:
+    """Adversarial versions of every row; a frame detector's utterances are attacked in equal-length batches
+    (each utterance its own eps-ball), and come back as a list in row order."""
+    import torch
+
+    args = (method, eps, norm, steps, step_size, random_start, clamp)
+    if not isinstance(det, FrameDiffDetector):
+        return attack_decisions(det.score_module, Z, thr_raw, *args, seed, batch_size, current_bonafide=current_bona)
+    out = list(Z)
+    for k, rows in enumerate(det.batches(Z)):
+        Zb = torch.stack([Z[i] for i in rows])
+        Za = attack_decisions(
+            det.score_module,
+            Zb,
+            thr_raw,
+            *args,
+            seed + k,
+            len(rows),
+            current_bonafide=current_bona[torch.from_numpy(rows)],
+        )
+        for j, i in enumerate(rows):
+            out[i] = Za[j]
+    return out
+
+
+def _delta_norms(Z: Any, Za: Any) -> tuple[float, float]:
+    """Largest L-inf and L2 norm of a row's perturbation (an utterance's: over its whole frame matrix)."""
+    pairs = zip(Z, Za, strict=True) if isinstance(Z, list) else [(Z, Za)]
+    linf, l2 = 0.0, 0.0
+    for z, za in pairs:
+        d = (za - z).double().reshape(len(z), -1) if not isinstance(Z, list) else (za - z).double().reshape(1, -1)
+        if d.numel():
+            linf = max(linf, float(d.abs().max().item()))
+            l2 = max(l2, float(d.norm(dim=1).max().item()))
+    return linf, l2
 
 
 def _clamp_record(clamp: Any) -> Any:

@@ -46,9 +46,13 @@ def recipe_for(det: DiffDetector) -> Recipe:
     return recipe
 
 
-def featurize_clips(recipe: Recipe, clips: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
-    """Features of in-memory clips with the recipe (prepare, then extract; batched when the recipe can)."""
+def featurize_clips(recipe: Recipe, clips: Sequence[tuple[np.ndarray, int]]) -> Any:
+    """Features of in-memory clips with the recipe (prepare, then extract; batched when the recipe can); a frame
+    recipe gives a list of float32 [T, D] frame matrices (T varies with the clip, as in a frame store)."""
     prepared = [recipe.prepare(y, sr) for y, sr in clips]
+    if getattr(recipe, "frames", False):
+        d = len(recipe.feature_names)
+        return [np.asarray(recipe.extract(p), dtype=np.float32).reshape(-1, d) for p in prepared]
     batch = getattr(recipe, "extract_batch", None)
     if batch is not None and prepared:
         return np.asarray(batch(np.stack(prepared)), dtype=np.float64)
@@ -101,7 +105,8 @@ def degrade_one(recipe: Recipe, conds: Sequence[Degradation], seed: int, index: 
             good.append(c)
         except Exception as e:  # noqa: BLE001 - a codec failure on one file is reported, not fatal
             failed.append((c, f"{d.name}: {type(e).__name__}: {e}"))
-    F = featurize_clips(recipe, clips).astype(np.float32) if good else None  # float32: what the report keeps
+    F = featurize_clips(recipe, clips) if good else None
+    F = F.astype(np.float32) if isinstance(F, np.ndarray) else F  # float32: what the report keeps
     return "ok", (good, F), failed
 
 
@@ -191,7 +196,8 @@ def degradation_report(
         raise DfdetError("no audio inputs", "pass audio files, directories or list files")
     recipe = recipe_for(det)
     n, k = len(utterances), len(conds)
-    feats = np.full((k, n, det.input_dim), np.nan, dtype=np.float32)  # what a store keeps
+    frames = bool(getattr(recipe, "frames", False))  # ragged frame matrices: one list per condition
+    feats: Any = [[None] * n for _ in range(k)] if frames else np.full((k, n, det.input_dim), np.nan, np.float32)
     failures: list[dict[str, str]] = []
     cond_fail: dict[str, int] = {d.name: 0 for d in conds}
     ok_rows = np.zeros(n, dtype=bool)
@@ -211,16 +217,19 @@ def degradation_report(
                 cond_fail[conds[c].name] += 1
                 failures.append({"utt_id": u.utt_id, "path": u.path, "reason": reason})
             good, F = value
-            if good:
+            if frames:
+                for c, f in zip(good, F or [], strict=True):
+                    feats[c][i] = f
+            elif good:
                 feats[good, i] = F
             ok_rows[i] = True
     if not ok_rows.any():
         raise DfdetError("no audio could be decoded", "check the inputs (see the warnings above)")
     labels = np.array([u.label for u in utterances], dtype=np.int64)
-    clean_scores = _score(det, feats[0])
+    clean_scores = _score(det, feats[0], recipe)
     table = []
     for c, d in enumerate(conds):
-        s = _score(det, feats[c])
+        s = _score(det, feats[c], recipe)
         s[~ok_rows] = np.nan
         row = {"condition": d.name, "description": d.description, "n_failed": cond_fail[d.name]}
         row.update(_condition_metrics(s, labels, det.threshold, clean_scores))
@@ -242,9 +251,16 @@ def degradation_report(
     }
 
 
-def _score(det: DiffDetector, F: np.ndarray) -> np.ndarray:
-    """Scores of the rows with finite features; NaN for rows that failed or gave non-finite features."""
+def _score(det: DiffDetector, F: Any, recipe: Recipe) -> np.ndarray:
+    """Scores of the rows with finite features; NaN for rows that failed or gave non-finite features. Frame
+    features (a list of [T, D] matrices, None where missing) become the detector's input as in `dfdet score`."""
     out = np.full(len(F), np.nan)
+    if isinstance(F, list):
+        ok = np.array([f is not None and bool(np.isfinite(f).all()) for f in F], dtype=bool)
+        if ok.any():
+            ins = [det.scorer.input_of(f, recipe) for f, keep in zip(F, ok, strict=True) if keep]
+            out[ok] = det.scores([m for x in ins for m in x] if isinstance(ins[0], list) else np.concatenate(ins))
+        return out
     ok = np.isfinite(F).all(axis=1)
     if ok.any():
         out[ok] = det.scores(F[ok])

@@ -202,13 +202,13 @@ def attack(
     elif clamp_from:
         ref = load_features(clamp_from)
         det.check_features(ref)
-        clamp = clamp_from_data(det.standardize(ref.X))
+        clamp = clamp_from_data(det.flat(det.standardize(det.inputs_of(ref))))
     idx = stratified_subsample(fs.y, max_rows, settings.seed)
     sub = fs.subset(idx) if len(idx) < len(fs) else fs
     console.verbose(f"attack: {det.kind} {model}, {method}/{norm}, eps {eps}, {len(sub)} rows")
     res = attack_sweep(
         det,
-        sub.X,
+        det.inputs_of(sub),
         np.asarray(sub.y),
         eps,
         method=method,
