@@ -75,6 +75,7 @@ bench: venv
 	$(BIN)/python benchmarks/app_latency.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/mixed_rate.py
+	$(BIN)/python benchmarks/files_per_second.py
 	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/score_contract.py
 	$(BIN)/python benchmarks/explain.py

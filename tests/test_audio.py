@@ -8,6 +8,7 @@ import soundfile as sf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dfdet.audio
 from dfdet.audio import (
     AUDIO_EXTENSIONS,
     decode,
@@ -244,9 +245,20 @@ def test_decode_head_is_the_start_of_the_whole_decode(tmp_path, name, sr, kw):
     ],
 )
 @pytest.mark.parametrize("channels", [1, 2])
-def test_decode_reads_what_soundfile_reads(tmp_path, name, kw, channels):
-    """decode() reads through soundfile's libsndfile binding (no seek after the read): the samples of sf.read, for
-    a head, the whole file and a request past the end."""
+@pytest.mark.parametrize("binding", [True, False], ids=["binding", "fallback"])
+def test_decode_reads_what_soundfile_reads(tmp_path, monkeypatch, name, kw, channels, binding):
+    """decode() reads through soundfile's libsndfile binding (no seek after the read), or through SoundFile.read
+    should soundfile's internals change: the samples of sf.read either way, for a head, the whole file and a
+    request past the end."""
+    if not binding:  # dfdet.audio sees a soundfile without the private binding; soundfile itself keeps it
+
+        class _PublicSoundfile:
+            _snd = None
+
+            def __getattr__(self, name):
+                return getattr(sf, name)
+
+        monkeypatch.setattr(dfdet.audio, "sf", _PublicSoundfile())
     sr = 22050
     y = np.stack([speechlike(sr=sr, seconds=3.0, f0=120.0 + 50 * c, seed=c) for c in range(channels)], axis=1)
     try:
