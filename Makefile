@@ -337,7 +337,7 @@ SHIPPED_154 = $(M154_MODELS) $(foreach o,$(OPTIMIZERS),$(M154)/$(o).cal.json) $(
 #   make realspeech SHARED=../shared [-j2]
 # Stores of the 154-D recipe and of whole-utterance LFCC frames (plus one seeded augmented copy per clip), then
 # crossval grouped by spoof system (5-fold) and by source page (leave one out); JSON, out-of-fold scores and the
-# printed tables land under RS_OUT. The LCNN runs take most of the time (about 30-60 min each on one core).
+# printed tables land under RS_OUT. The LCNN runs take most of the time (about 20-100 min each on one core; leave-one-source-out is the longest).
 RS_OUT ?= build/realspeech
 LCNN_CV = --model lcnn --batch-size 32 --epochs 12 --patience 4
 LCNN_AUG_CV = --model lcnn --batch-size 32 --epochs 8 --patience 3 --chunk-frames 200  # 2x the rows: shorter chunks
@@ -360,11 +360,13 @@ $(RS_OUT)/stats_aug_source.json: $(RS_OUT)/lfcc_aug1.h5
 	$(SHIP) crossval $< --group source --folds logo --model linear --model logreg -o $@ > $(@:.json=.tsv)
 $(RS_OUT)/lcnn_system.json: $(RS_OUT)/lfcc.h5
 	$(SHIP) crossval $< --group system $(LCNN_CV) -o $@ --scores $(RS_OUT)/oof_lcnn > $(@:.json=.tsv)
+$(RS_OUT)/lcnn_source.json: $(RS_OUT)/lfcc.h5
+	$(SHIP) crossval $< --group source --folds logo $(LCNN_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_src > $(@:.json=.tsv)
 $(RS_OUT)/lcnn_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
 	$(SHIP) crossval $< --group system $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug > $(@:.json=.tsv)
 RS_RESULTS = $(addprefix $(RS_OUT)/,cnn154_system.json stats_system.json stats_source.json stats_aug_system.json \
 	stats_aug_source.json \
-	lcnn_system.json lcnn_aug_system.json)
+	lcnn_system.json lcnn_source.json lcnn_aug_system.json)
 realspeech: $(RS_RESULTS)
 	$(SHIP) report $^ -o $(RS_OUT)/report
 	@echo "realspeech: $(abspath $(RS_OUT))"
