@@ -17,6 +17,10 @@ from dfdet.audio import head_frames, resample
 from dfdet.errors import UsageError
 from dfdet.features import FeatureGroup, get_recipe, load_prepared, recipe_hash, recipe_names
 from dfdet.features.seed154 import (
+    MPE_ORDERS,
+    MPE_SCALES,
+    N_SAMPLES,
+    Seed154,
     _BandedRows,
     _block_means,
     _extremes,
@@ -24,7 +28,6 @@ from dfdet.features.seed154 import (
     hann,
     mel_filters,
     ordinal_pattern_codes,
-    permutation_entropy_bits,
 )
 from tests.conftest import speechlike
 from tests.fixtures import write_audio
@@ -305,8 +308,15 @@ def test_ordinal_codes_match_stable_argsort(values: list[int]) -> None:
 
 
 def test_entropy_bits() -> None:
-    counts = np.array([[1, 1, 1, 1], [4, 0, 0, 0], [0, 0, 0, 0]])
-    np.testing.assert_allclose(permutation_entropy_bits(counts), [2.0, 0.0, 0.0], atol=1e-8)
+    """Known entropies through the extractor's one-pass MPE: a ramp has one pattern per order and scale (0 bits); an
+    alternating signal two equally frequent ones at scale 1 (1 bit) and constant block means above it (0 bits)."""
+    ramp = np.arange(N_SAMPLES, dtype=np.float64)
+    alternating = (np.arange(N_SAMPLES) % 2).astype(np.float64)
+    pe = Seed154()._mpe(np.stack([ramp, alternating])).reshape(2, len(MPE_ORDERS), len(MPE_SCALES))
+    assert MPE_SCALES[0] == 1
+    np.testing.assert_allclose(pe[0], 0.0, atol=1e-8)
+    np.testing.assert_allclose(pe[1, :, 0], 1.0, atol=1e-8)
+    np.testing.assert_allclose(pe[1, :, 1:], 0.0, atol=1e-8)
 
 
 @pytest.mark.parametrize("s", [1, 2, 3, 4, 8, 16, 24])

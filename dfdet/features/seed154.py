@@ -215,13 +215,6 @@ def ordinal_pattern_codes(x: np.ndarray, max_order: int) -> list[np.ndarray]:
     return codes
 
 
-def permutation_entropy_bits(counts: np.ndarray) -> np.ndarray:
-    """-sum p log2(p + 1e-10) over the last axis (pattern counts); 0 where there are no windows."""
-    total = counts.sum(axis=-1, keepdims=True)
-    p = counts / np.maximum(total, 1)
-    return -(p * np.log2(p + MPE_EPS)).sum(axis=-1)
-
-
 def hann(n: int) -> np.ndarray:
     """Periodic Hann window, computed as scipy.signal.get_window('hann', n) (librosa's window) does, bit for bit."""
     fac = np.linspace(-np.pi, np.pi, n + 1)
