@@ -364,9 +364,11 @@ $(RS_OUT)/lcnn_source.json: $(RS_OUT)/lfcc.h5
 	$(SHIP) crossval $< --group source --folds logo $(LCNN_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_src > $(@:.json=.tsv)
 $(RS_OUT)/lcnn_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
 	$(SHIP) crossval $< --group system $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug > $(@:.json=.tsv)
+$(RS_OUT)/lcnn_aug_source.json: $(RS_OUT)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group source --folds logo $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug_src > $(@:.json=.tsv)
 RS_RESULTS = $(addprefix $(RS_OUT)/,cnn154_system.json stats_system.json stats_source.json stats_aug_system.json \
 	stats_aug_source.json \
-	lcnn_system.json lcnn_source.json lcnn_aug_system.json)
+	lcnn_system.json lcnn_source.json lcnn_aug_system.json lcnn_aug_source.json)
 realspeech: $(RS_RESULTS)
 	$(SHIP) report $^ -o $(RS_OUT)/report
 	@echo "realspeech: $(abspath $(RS_OUT))"

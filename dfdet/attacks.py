@@ -61,6 +61,7 @@ class DiffDetector:
     members: list[tuple[str, DiffDetector]] = field(default_factory=list)
     scorer: Any = None  # the dfdet.scoring.ScoringDetector this was built from
     description: dict[str, Any] = field(default_factory=dict)
+    input_kind = "vector"  # class attribute: what `standardize` takes (frame detectors: "frames")
 
     def __post_init__(self) -> None:
         from torch import nn
@@ -385,6 +386,7 @@ class FrameDiffDetector(DiffDetector):
     [B, T, D]. Scores equal `dfdet score` (same chunks, same per-dimension scaler, mean chunk logit)."""
 
     chunk_frames: int = 0
+    input_kind = "frames"
     max_chunks: int = 64  # chunks per forward pass (bounds memory when attacking long utterances)
 
     def standardize(self, X: Any) -> list[torch.Tensor]:  # type: ignore[override]

@@ -712,6 +712,42 @@ def landscape_rows(fs: FeatureSet, max_rows: int | None = 2000, seed: int = 42) 
     return idx
 
 
+def landscape_inputs(detector: Any, fs: FeatureSet, idx: np.ndarray, seed: int = 42) -> tuple[Any, dict[str, Any]]:
+    """The standardised model inputs of rows `idx` (float32 tensor) and how they were made.
+
+    A vector model reads its rows. A frame model (lcnn) is trained on random fixed-length chunks, so its training
+    loss is measured on one seeded random chunk per utterance (short ones tiled), standardised with its scaler:
+    [N, chunk_frames, D]; whole utterances of different lengths would not batch, and are not what the loss saw."""
+    from dfdet.provenance import array_hash
+
+    torch = _torch()
+    if getattr(detector, "input_kind", "vector") != "frames":
+        X = detector.standardize(fs.X[idx])
+        if not isinstance(X, torch.Tensor):
+            X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+        rows = {"inputs": "rows (standardised with the model's scaler)", "rows_hash": array_hash(fs.X[idx], fs.y[idx])}
+        return X, rows
+    from dfdet.attacks import frames_of
+    from dfdet.chunks import chunk_at, random_starts, standardize_frames
+
+    mats = frames_of(fs.subset(idx))
+    length = int(detector.chunk_frames)
+    starts = random_starts(np.array([len(m) for m in mats]), length, np.random.default_rng([seed, 1]))
+    chunks = np.stack(
+        [
+            standardize_frames(chunk_at(m, s, length), detector.scaler_mean, detector.scaler_scale)
+            for m, s in zip(mats, starts, strict=True)
+        ]
+    )
+    return torch.from_numpy(chunks), {
+        "inputs": "one random chunk per utterance (short ones tiled), standardised with the model's scaler",
+        "chunk_frames": length,
+        "chunk_seed": [int(seed), 1],
+        "chunk_starts_hash": array_hash(starts),
+        "rows_hash": array_hash(chunks, fs.y[idx]),
+    }
+
+
 def parse_grid(spec: str) -> np.ndarray:
     """`START:STOP:N` -> np.linspace(START, STOP, N); or a comma-separated list of values."""
     try:
@@ -752,15 +788,11 @@ def measure_landscape(
     speed (the loss is always the full-data mean, and eval-mode BatchNorm does not depend on the batch).
     """
     torch = _torch()
-    from dfdet.provenance import array_hash
-
     check = getattr(detector, "check_features", None)
     if check is not None:
         check(fs)
     idx = landscape_rows(fs, max_rows, seed)
-    X = detector.standardize(fs.X[idx])
-    if not isinstance(X, torch.Tensor):
-        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    X, inputs = landscape_inputs(detector, fs, idx, seed)
     model = detector.module
     device = next(model.parameters()).device
     X = X.to(device=device, dtype=next(model.parameters()).dtype)
@@ -781,7 +813,7 @@ def measure_landscape(
             "subsample_seed": seed,
             "n_spoof": int((fs.y[idx] == 1).sum()),
             "n_bonafide": int((fs.y[idx] == 0).sum()),
-            "rows_hash": array_hash(fs.X[idx], fs.y[idx]),
+            **inputs,
         },
         "loss": loss,
         "accuracy": acc,

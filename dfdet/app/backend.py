@@ -807,7 +807,8 @@ def inspect_upload(
             raise InputError(p.name, _clean_reason(e.reason, tmp), e.fix) from None
         segments, segments_note = segment_frame(loaded, p, segment_seconds)
     with one_thread():
-        vec, names, groups = _shown_features(loaded, rec.extract(rec.prepare(y, sr)))
+        value = rec.extract(rec.prepare(y, sr))
+        vec, names, groups = _shown_features(loaded, value)
     duration = len(y) / float(sr)
     t, lo, hi = _envelope(y, sr)
     target = int(getattr(rec, "sample_rate", 16000) or 16000)
@@ -838,7 +839,8 @@ def inspect_upload(
         threshold=loaded.threshold,
     )
     if loaded.scorer.input_kind == "frames":
-        out.saliency_note = "saliency per feature group is for models that read one vector per clip, not frames"
+        frames = np.asarray(value, dtype=np.float32).reshape(-1, len(rec.feature_names))  # as `score` reads them
+        out.saliency, out.saliency_note = frame_saliency(explainer, frames)
     else:
         out.saliency, out.saliency_note = clip_saliency(explainer, vec, ig_steps)
     return out
@@ -946,6 +948,38 @@ def clip_saliency(
         "integrated gradients (toward spoof)": dict(rec["ig"]["groups"]),
     }
     note = "attributions of the final detector's spoof-positive output w.r.t. the standardised features (captum)"
+    if not getattr(explainer, "exact", True):
+        note += "; isotonic calibration: gradients of the pre-calibration score"
+    return out, note
+
+
+def frame_saliency(
+    explainer: DiffDetector | None, frames: np.ndarray
+) -> tuple[dict[str, dict[str, float]] | None, str]:
+    """Per-group attributions of one clip's frames for a frame model (dfdet.explain.explain_frames): saliency share
+    and input x gradient sums over the whole clip, and the filterbank bands its saliency peaks in."""
+    if explainer is None or not explain_available():
+        return None, "saliency needs dfdet.explain and captum; it is omitted here"
+    from dfdet.explain import explain_frames
+
+    try:
+        with one_thread():
+            _, records = explain_frames(explainer, [frames], np.array([-1]), per_sample=True, per_sample_top=0)
+    except DfdetError as e:
+        return None, f"saliency could not be computed: {e}"
+    rec = records[0]
+    sal = rec["saliency"]["groups_abs"]
+    total = sum(sal.values())
+    out = {
+        "saliency share (|grad|)": {k: (v / total if total > 0 else 0.0) for k, v in sal.items()},
+        "input x gradient (toward spoof)": dict(rec["ixg"]["groups"]),
+    }
+    note = "attributions of the final detector's spoof-positive output w.r.t. the standardised frames, summed over "
+    note += "the clip's frames (captum)"
+    bands = rec.get("band_share") or {}
+    if bands:
+        peak = sorted(bands.items(), key=lambda kv: -kv[1])[:3]
+        note += "; saliency by filterbank band peaks at " + ", ".join(f"{b} ({100 * v:.0f} %)" for b, v in peak)
     if not getattr(explainer, "exact", True):
         note += "; isotonic calibration: gradients of the pre-calibration score"
     return out, note

@@ -20,7 +20,9 @@ from dfdet.jsonio import write_json
     "--per-sample", "per_sample", type=click.Path(dir_okay=False), help="Also write per-sample attributions (JSONL)."
 )
 @click.option(
-    "--methods", default="saliency,ig,ixg", show_default=True, help="Comma-separated: saliency, ig, ixg (captum)."
+    "--methods",
+    default=None,
+    help="Comma-separated: saliency, ig, ixg (captum). Default: all three; frame models: saliency,ixg.",
 )
 @click.option("--max-rows", type=click.IntRange(min=1), default=None, help="Explain a seeded, stratified subset.")
 @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Top features listed.")
@@ -50,7 +52,7 @@ def explain(
     output: str,
     shortcuts: bool,
     per_sample: str | None,
-    methods: str,
+    methods: str | None,
     max_rows: int | None,
     top: int,
     sample_top: int,
@@ -71,6 +73,8 @@ def explain(
     score). Attributions (captum: saliency |df/dx|, integrated gradients from the training mean, input x gradient)
     are of the SPOOF-positive output f = -score (score is bona-fide-positive) w.r.t. the standardised features,
     aggregated per feature and per feature group, split by class and by correctness at the detector's threshold.
+    Frame models (lcnn) are explained on whole utterances: per frame dimension (summed over time), over relative
+    time, and (lfcc) as a time x frequency map of saliency w.r.t. the log filterbank energies.
     The shortcut scan needs no model: the ROC-AUC and best one-threshold accuracy of every feature alone.
     """
     from dfdet.store import load_features
@@ -105,13 +109,14 @@ def explain(
         raise UsageError("--by-system/--group-cv apply to --shortcuts", "add --shortcuts or drop them")
     model_path, feats = args
     from dfdet.attacks import load_diff_detector
+    from dfdet.explain import FRAME_METHODS, METHODS, format_summary, frame_methods, parse_methods
     from dfdet.explain import explain as run_explain
-    from dfdet.explain import format_summary, parse_methods
     from dfdet.provenance import input_files, provenance
     from dfdet.splitting import stratified_subsample
 
-    meths = parse_methods(methods)
     det = load_diff_detector(model_path, calibration)
+    frames = det.input_kind == "frames"
+    meths = frame_methods(methods or FRAME_METHODS) if frames else parse_methods(methods or METHODS)
     fs = load_features(feats)
     det.check_features(fs)
     if len(fs) == 0:
@@ -119,16 +124,19 @@ def explain(
     idx = stratified_subsample(fs.y, max_rows, settings.seed)
     sub = fs.subset(idx) if len(idx) < len(fs) else fs
     console.verbose(f"explain: {det.kind} {model_path}, {len(sub)} of {len(fs)} rows, methods {meths}")
+    if frames and n_steps != 64:
+        raise UsageError("--n-steps applies to integrated gradients, which frame models do not offer", "drop it")
+    names, groups = (sub.frames.names, sub.frames.groups) if frames and sub.frames is not None else (None, None)
     summary, records = run_explain(
         det,
-        sub.X,
+        det.inputs_of(sub),
         sub.y,
         meths,
         members=not no_members,
         n_steps=n_steps,
         top=top,
-        feature_names=sub.feature_names,
-        groups=sub.groups,
+        feature_names=names or (None if frames else sub.feature_names),
+        groups=groups or (None if frames else sub.groups),
         per_sample=bool(per_sample),
         per_sample_top=sample_top,
         utt_ids=sub.utt_id,

@@ -20,6 +20,18 @@ class FeatureGroup:
     stop: int  # exclusive
 
 
+@dataclass(frozen=True)
+class BandView:
+    """A frame recipe whose frames are a linear function of log band energies [T, B] (e.g. LFCC: DCT and deltas of
+    log linear-filterbank energies). Gradient tools differentiate through `frames_of_bands` to attribute a decision
+    to time x frequency, which a cepstral dimension cannot show."""
+
+    names: list[str]  # one label per band, e.g. "381 Hz" (the filter's centre)
+    centres_hz: list[float]
+    bands_of_frames: Callable[[np.ndarray], np.ndarray]  # [T, D] frames -> [T, B] log band energies (float64)
+    frames_of_bands: Callable[[Any], Any]  # torch [..., T, B] -> [..., T, D], differentiable
+
+
 class Recipe(Protocol):
     """A feature recipe. It may also set `head_samples` (an int): it reads only that many samples at `sample_rate`
     from the start of a clip, so files are decoded only that far (`load_prepared`)."""

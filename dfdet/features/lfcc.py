@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dfdet.errors import DfdetError, InputError
-from dfdet.features.base import FeatureGroup, register_recipe
+from dfdet.features.base import BandView, FeatureGroup, register_recipe
 
 SR = 16000
 WIN, HOP, N_FFT = 320, 160, 512  # 20 ms / 10 ms at 16 kHz
@@ -151,6 +151,39 @@ def with_deltas(S: np.ndarray, first: int, start: int, stop: int, last: int) -> 
     t = np.arange(start, stop)
     DD = D[np.clip(t + 1, 0, last) - (start - 1)] - D[np.clip(t - 1, 0, last) - (start - 1)]
     return np.concatenate([S[start - first : stop - first], D[t - (start - 1)], DD], axis=1)
+
+
+def log_energies_of_frames(frames: np.ndarray) -> np.ndarray:
+    """[T, 60] frames -> [T, 20] log10 filterbank energies: the DCT is orthonormal and square, so its transpose
+    inverts it (the deltas are functions of the static columns)."""
+    return np.asarray(frames, dtype=np.float64)[:, :N_CEPS] @ dct_matrix().T
+
+
+def frames_of_log_energies(E: Any) -> Any:
+    """torch [..., T, 20] log10 filterbank energies -> [..., T, 60] frames, as `with_deltas` computes them (edges
+    replicated): the differentiable map gradient tools attribute through."""
+    import torch
+
+    dct = torch.as_tensor(dct_matrix(), dtype=E.dtype, device=E.device)
+    S = E @ dct
+    t = torch.arange(S.shape[-2], device=E.device)
+    nxt, prv = t.add(1).clamp(max=len(t) - 1), t.sub(1).clamp(min=0)
+
+    def delta(x: Any) -> Any:
+        return x[..., nxt, :] - x[..., prv, :]
+
+    D = delta(S)
+    return torch.cat([S, D, delta(D)], dim=-1)
+
+
+def band_view() -> BandView:
+    centres = np.linspace(FMIN, FMAX, N_FILTERS + 2)[1:-1]
+    return BandView(
+        names=[f"{c:.0f} Hz" for c in centres],
+        centres_hz=[float(c) for c in centres],
+        bands_of_frames=log_energies_of_frames,
+        frames_of_bands=frames_of_log_energies,
+    )
 
 
 def lfcc(y: np.ndarray, sr: int) -> np.ndarray:
@@ -358,6 +391,10 @@ class Lfcc:
 
     feature_names: list[str] = frame_names()
     groups: list[FeatureGroup] = list(GROUPS)
+
+    def band_view(self) -> BandView:
+        """Frames as a function of the 20 log filterbank energies (time-frequency attributions)."""
+        return band_view()
 
     def prepare(self, y: np.ndarray, sr: int) -> np.ndarray:
         """Float audio [n] or [n, channels] at any rate -> mono (channel mean) float64 at 16 kHz, whole utterance."""

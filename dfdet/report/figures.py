@@ -471,3 +471,25 @@ def segments_figure(files: Sequence[dict[str, Any]], title: str = "Score over ti
     fig.suptitle(_wrap(title))
     _legend_outside(ax[0, 0])
     return to_png(fig, tight=True)
+
+
+def time_frequency_figure(panels: Sequence[dict[str, Any]], bands: Sequence[str], title: str) -> bytes:
+    """One heat map per panel (`label`, `map` [time bins, bands] of attribution shares): relative time across,
+    filterbank band (low to high frequency) up, so the classes can be compared side by side."""
+    n = max(1, len(panels))
+    fig, ax = _figure(1.0 + 3.6 * n, 4.4, ncols=n, margins=(0.9, 0.9, 0.7, 0.7), wspace=0.35)
+    top = max((float(np.max(p["map"])) for p in panels), default=1.0) or 1.0
+    im = None
+    for a, p in zip(ax[0], panels, strict=False):
+        grid = np.asarray(p["map"], dtype=np.float64).T  # [bands, time]
+        im = a.imshow(grid, origin="lower", aspect="auto", cmap="magma", vmin=0.0, vmax=top,
+                      extent=(0.0, 1.0, -0.5, len(bands) - 0.5))  # fmt: skip
+        ticks = list(range(0, len(bands), max(1, len(bands) // 5)))
+        a.set_yticks(ticks, [str(bands[i]) for i in ticks])
+        a.set_xlabel("relative time in the utterance")
+        a.set_title(str(p["label"]), fontsize="small")
+    ax[0, 0].set_ylabel("filterbank band (centre)")
+    if im is not None:
+        fig.colorbar(im, ax=list(ax[0]), fraction=0.04, pad=0.02, label="share of |saliency|")
+    fig.suptitle(_wrap(title, 90))
+    return to_png(fig)

@@ -978,6 +978,27 @@ def explain_section(ctx: Context) -> Section:
                     f"Top features of {who} ({rec.get('captum', mname)}, all rows; positive = pushes towards spoof).",
                 )
             )  # fmt: skip
+        tfreq = doc.get("time_frequency") or {}
+        tsplits = tfreq.get("splits") or {}
+        panels = [{"label": f"{cls}", "map": tsplits[cls]["map"]} for cls in ("bonafide", "spoof") if cls in tsplits]
+        if panels:
+            bands = list(tfreq.get("bands") or [])
+            sec.add(
+                Figure(
+                    F.time_frequency_figure(panels, bands, f"Saliency over time and frequency — {who}"),
+                    "Saliency of the spoof-positive output w.r.t. the log filterbank energies the frames are computed "
+                    "from: each utterance's |gradient| as shares over relative time x band, averaged per class; "
+                    f"measured on {src}.",
+                )
+            )
+            shares = {cls: tsplits[cls]["band_share"] for cls in ("bonafide", "spoof") if cls in tsplits}
+            sec.add(
+                Table(
+                    ["band", *shares],
+                    [[b, *(pct(v[i], 1) for v in shares.values())] for i, b in enumerate(bands)],
+                    f"Share of {who}'s saliency per filterbank band, per class.",
+                )
+            )
         comp = rec.get("completeness")
         if comp:
             sec.add(
@@ -1005,6 +1026,7 @@ def explain_section(ctx: Context) -> Section:
                     cls: (splits.get(cls) or {}).get("group_mean_abs") for cls in ("bonafide", "spoof", "all")
                 },
                 "top_features": [t.get("name") for t in tf[:top]],
+                "band_share_by_class": {k: (tsplits[k] or {}).get("band_share") for k in tsplits} or None,
             }
         )
     for art in scans:
