@@ -349,6 +349,8 @@ $(RS_OUT)/lfcc_aug1.h5: $(RS_LABELS) | venv
 	$(SHIP) featurize --recipe lfcc --labels $< --augment 1 -j 1 -o $@
 $(RS_OUT)/cnn154_system.json: $(RS_OUT)/seed154.h5
 	$(SHIP) crossval $< --group system --model cnn -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/cnn154_source.json: $(RS_OUT)/seed154.h5
+	$(SHIP) crossval $< --group source --folds logo --model cnn -o $@ > $(@:.json=.tsv)
 $(RS_OUT)/stats_system.json: $(RS_OUT)/lfcc.h5
 	$(SHIP) crossval $< --group system --model linear --model logreg --model mlp -o $@ --scores $(RS_OUT)/oof_stats \
 		> $(@:.json=.tsv)
@@ -366,8 +368,17 @@ $(RS_OUT)/lcnn_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
 	$(SHIP) crossval $< --group system $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug > $(@:.json=.tsv)
 $(RS_OUT)/lcnn_aug_source.json: $(RS_OUT)/lfcc_aug1.h5
 	$(SHIP) crossval $< --group source --folds logo $(LCNN_AUG_CV) -o $@ --scores $(RS_OUT)/oof_lcnn_aug_src > $(@:.json=.tsv)
-RS_RESULTS = $(addprefix $(RS_OUT)/,cnn154_system.json stats_system.json stats_source.json stats_aug_system.json \
-	stats_aug_source.json \
+$(RS_OUT)/gmm_system.json: $(RS_OUT)/lfcc.h5
+	$(SHIP) crossval $< --group system --model gmm -o $@ --scores $(RS_OUT)/oof_gmm > $(@:.json=.tsv)
+$(RS_OUT)/gmm_source.json: $(RS_OUT)/lfcc.h5
+	$(SHIP) crossval $< --group source --folds logo --model gmm -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/gmm_aug_system.json: $(RS_OUT)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group system --model gmm -o $@ > $(@:.json=.tsv)
+$(RS_OUT)/gmm_aug_source.json: $(RS_OUT)/lfcc_aug1.h5
+	$(SHIP) crossval $< --group source --folds logo --model gmm -o $@ > $(@:.json=.tsv)
+RS_RESULTS = $(addprefix $(RS_OUT)/,cnn154_system.json cnn154_source.json \
+	stats_system.json stats_source.json stats_aug_system.json stats_aug_source.json \
+	gmm_system.json gmm_source.json gmm_aug_system.json gmm_aug_source.json \
 	lcnn_system.json lcnn_source.json lcnn_aug_system.json lcnn_aug_source.json)
 realspeech: $(RS_RESULTS)
 	$(SHIP) report $^ -o $(RS_OUT)/report

@@ -353,7 +353,7 @@ def fit_vector(
     from dfdet.training import train_model
 
     # a convex model has no epochs to stop early: held-out validation groups would only shrink its training data
-    fraction = 0.0 if model_solver(model) == "convex" else config.val_split
+    fraction = 0.0 if model_solver(model) != "epochs" else config.val_split
     fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = train_model(fs.subset(fit), fs.subset(val) if len(val) else None, cfg)
@@ -383,7 +383,7 @@ def fit_frames_fold(
     from dfdet.models import model_solver
 
     # a convex model has no epochs to stop early: held-out validation groups would only shrink its training data
-    fraction = 0.0 if model_solver(model) == "convex" else config.val_split
+    fraction = 0.0 if model_solver(model) != "epochs" else config.val_split
     fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
     res = fit_frames(store_path, fit, cfg, val_rows=val)

@@ -26,7 +26,7 @@ from torch import nn
 from dfdet.chunks import chunk_at, random_starts, standardize_frames, utterance_logits
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.jsonio import plain
-from dfdet.models import build_model, model_input
+from dfdet.models import build_model, model_input, model_solver
 from dfdet.optimizers import build_from_hparams, needs_closure, resolve_hparams
 from dfdet.training import (
     EarlyStopping,
@@ -218,56 +218,22 @@ def _check_same_recipe(train: FrameRows, other: FrameRows, role: str) -> None:
         )
 
 
-def train_frames(
-    train: FrameRows,
-    val: FrameRows | None = None,
-    config: TrainConfig | None = None,
-    test: FrameRows | None = None,
-    log: Any = None,
-) -> TrainResult:
-    """Train the frame model `config.model` on `train`; validate on `val` or a `config.val_split` hold-out of it
-    (stratified, speaker-disjoint when speakers are known). Validation chooses the epoch and the threshold; `test`
-    is only scored at the end. Returns a TrainResult whose `frames` record the chunk length."""
+def _fit_chunks(
+    cfg: TrainConfig,
+    fit: FrameRows,
+    val: FrameRows | None,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    y_all: np.ndarray,
+    loss_fn: Any,
+    hparams: dict[str, Any],
+    device: Any,
+    log: Any,
+) -> tuple[nn.Module, list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The epoch loop on random fixed-length chunks (validation: early stopping on whole utterances)."""
     from dfdet.seeding import seed_everything
-    from dfdet.splitting import train_val_indices
 
-    cfg = config or TrainConfig(model="lcnn")
-    if model_input(cfg.model) != "frames":
-        raise UsageError(f"model {cfg.model!r} reads feature vectors, not frames", "use dfdet.training.train_model")
-    if cfg.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {cfg.epochs}", "e.g. --epochs 30")
-    if cfg.batch_size == "full":
-        cfg.batch_size = None
-    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
-        raise UsageError(f"--batch-size must be >= 1 or 'full', got {cfg.batch_size}", "e.g. --batch-size 32")
     length = int(cfg.chunk_frames)
-    if length < 16:
-        raise UsageError(f"--chunk-frames must be >= 16, got {length}", "e.g. --chunk-frames 400 (4 s)")
-    if cfg.adversarial:
-        raise UsageError("--adversarial is not available for frame models yet", "drop --adversarial")
-    loss_fn = make_loss(cfg.loss, cfg.focal_alpha, cfg.focal_gamma)
-    hparams = resolve_hparams(cfg.optimizer, cfg.protocol, **cfg.optimizer_overrides)
-    device = resolve_device(cfg.device)
-
-    check_rows(train, "training")
-    for other, role in ((val, "validation"), (test, "test")):
-        if other is not None:
-            check_rows(other, role)
-            _check_same_recipe(train, other, role)
-    split_mode = "file" if val is not None else "none"
-    fit = train
-    if val is None and cfg.val_split and cfg.val_split > 0:
-        tr_idx, va_idx, split_mode = train_val_indices(train.y, float(cfg.val_split), cfg.seed, train.speaker)
-        fit, val = train.subset(tr_idx), train.subset(va_idx)
-        for part, role in ((fit, "training"), (val, "validation")):
-            if len(np.unique(part.y)) < 2:
-                raise DfdetError(
-                    f"the {role} part of --val-split {cfg.val_split} has only one class",
-                    "use more data, a different --val-split, or pass --val FILE",
-                )
-    mean, scale = fit_scaler(fit)
-    y_all = fit.y.astype(np.float32)
-
     seed_everything(cfg.seed, with_torch=True)
     module = build_model(cfg.model, fit.dim, **cfg.model_config).to(device)
     initial_state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
@@ -363,6 +329,67 @@ def train_frames(
     )
     epochs_run = summary["epochs_run"]
     summary["seconds_per_epoch"] = train_seconds / epochs_run
+    return module, history, summary, initial_state
+
+
+def train_frames(
+    train: FrameRows,
+    val: FrameRows | None = None,
+    config: TrainConfig | None = None,
+    test: FrameRows | None = None,
+    log: Any = None,
+) -> TrainResult:
+    """Train the frame model `config.model` on `train`; validate on `val` or a `config.val_split` hold-out of it
+    (stratified, speaker-disjoint when speakers are known). Validation chooses the epoch and the threshold; `test`
+    is only scored at the end. Returns a TrainResult whose `frames` record the chunk length."""
+    from dfdet.splitting import train_val_indices
+
+    cfg = config or TrainConfig(model="lcnn")
+    if model_input(cfg.model) != "frames":
+        raise UsageError(f"model {cfg.model!r} reads feature vectors, not frames", "use dfdet.training.train_model")
+    if cfg.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {cfg.epochs}", "e.g. --epochs 30")
+    if cfg.batch_size == "full":
+        cfg.batch_size = None
+    if cfg.batch_size is not None and int(cfg.batch_size) < 1:
+        raise UsageError(f"--batch-size must be >= 1 or 'full', got {cfg.batch_size}", "e.g. --batch-size 32")
+    length = int(cfg.chunk_frames)
+    if length < 16:
+        raise UsageError(f"--chunk-frames must be >= 16, got {length}", "e.g. --chunk-frames 400 (4 s)")
+    if cfg.adversarial:
+        raise UsageError("--adversarial is not available for frame models yet", "drop --adversarial")
+    loss_fn = make_loss(cfg.loss, cfg.focal_alpha, cfg.focal_gamma)
+    hparams = resolve_hparams(cfg.optimizer, cfg.protocol, **cfg.optimizer_overrides)
+    device = resolve_device(cfg.device)
+
+    check_rows(train, "training")
+    for other, role in ((val, "validation"), (test, "test")):
+        if other is not None:
+            check_rows(other, role)
+            _check_same_recipe(train, other, role)
+    split_mode = "file" if val is not None else "none"
+    fit = train
+    if val is None and cfg.val_split and cfg.val_split > 0:
+        tr_idx, va_idx, split_mode = train_val_indices(train.y, float(cfg.val_split), cfg.seed, train.speaker)
+        fit, val = train.subset(tr_idx), train.subset(va_idx)
+        for part, role in ((fit, "training"), (val, "validation")):
+            if len(np.unique(part.y)) < 2:
+                raise DfdetError(
+                    f"the {role} part of --val-split {cfg.val_split} has only one class",
+                    "use more data, a different --val-split, or pass --val FILE",
+                )
+    mean, scale = fit_scaler(fit)
+    y_all = fit.y.astype(np.float32)
+
+    if model_solver(cfg.model) == "em":  # a library EM fit (dfdet.gmm): no chunks, epochs or gradients
+        from dfdet.gmm import fit_gmm_pair
+
+        module, history, summary, hparams = fit_gmm_pair(cfg, fit, mean, scale, log)
+        initial_state: dict[str, Any] = {}
+    else:
+        module, history, summary, initial_state = _fit_chunks(
+            cfg, fit, val, mean, scale, y_all, loss_fn, hparams, device, log
+        )
     if val is not None:
         vscores = -rows_logits(module, val, mean, scale, length)
         threshold = validation_threshold(vscores, val.y)

@@ -85,6 +85,10 @@ def test_cli_landscape_frame_model_and_vector_store_refused(tmp_path, runner, lc
     assert r.exit_code == 0, r.stderr
     doc = json.loads(out.read_text())
     assert r.stdout == "" and doc["data"]["rows_used"] == 24 and doc["data"]["chunk_frames"] == CHUNK
+    r = runner.invoke(cli, ["report", str(model), str(out), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.stderr
+    (row,) = json.loads((tmp_path / "rep" / "summary.json").read_text())["sections"]["optimizers"]["models"]
+    assert row["model"] == "lcnn" and row["top_hessian_eigenvalue"] == pytest.approx(doc["top_eigenvalue"])
     vec = load_features(store)
     vec.frames = None
     write_features(tmp_path / "vec.h5", vec)

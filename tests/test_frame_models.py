@@ -114,7 +114,7 @@ def test_lcnn_is_registered_as_a_frame_model_small_and_returns_one_logit():
     from dfdet.models import MaxFeatureMap, build_model, model_input, model_names
 
     assert sorted(MODEL_CHOICES) == model_names()
-    assert FRAME_MODELS == [n for n in model_names() if model_input(n) == "frames"] == ["lcnn"]
+    assert FRAME_MODELS == [n for n in model_names() if model_input(n) == "frames"] == ["gmm", "lcnn"]
     assert model_input("cnn") == "vector"
     m = build_model("lcnn", 60).eval()
     assert sum(p.numel() for p in m.parameters()) < 300_000

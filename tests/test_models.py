@@ -13,7 +13,7 @@ from dfdet.models import ImprovedCNN, build_model, model_names
 def test_registry_lists_the_models_and_cli_choices_match():
     from dfdet.cli.train import MODEL_CHOICES
 
-    assert model_names() == ["cnn", "lcnn", "linear", "logreg", "mlp"]
+    assert model_names() == ["cnn", "gmm", "lcnn", "linear", "logreg", "mlp"]
     assert sorted(MODEL_CHOICES) == model_names()
 
 

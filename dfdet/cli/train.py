@@ -13,8 +13,8 @@ from dfdet.errors import UsageError
 
 # Static so `dfdet --help` never imports torch; the registries in dfdet.models / dfdet.optimizers are the truth and
 # tests check these lists against them.
-MODEL_CHOICES = ["cnn", "lcnn", "linear", "logreg", "mlp"]
-FRAME_MODELS = ["lcnn"]  # read frame chunks: they need a frame store (dfdet featurize --recipe lfcc)
+MODEL_CHOICES = ["cnn", "gmm", "lcnn", "linear", "logreg", "mlp"]
+FRAME_MODELS = ["gmm", "lcnn"]  # read frame chunks: they need a frame store (dfdet featurize --recipe lfcc)
 OPTIMIZER_CHOICES = ["sgd", "adam", "adamw", "rmsprop", "sam"]
 
 
@@ -54,7 +54,7 @@ def _batch_size(ctx: click.Context, param: click.Parameter, value: str | None) -
     type=click.Choice(MODEL_CHOICES),
     default="cnn",
     show_default=True,
-    help="Architecture. lcnn reads frames: it needs a frame store (featurize --recipe lfcc); the others read "
+    help="Architecture. lcnn and gmm read frames: they need a frame store (featurize --recipe lfcc); the others read "
     "feature vectors (on a frame store: its per-utterance frame mean and std).",
 )
 @click.option(
@@ -216,6 +216,10 @@ def train(
     s = result.summary
     if s.get("solver") == "convex":
         parts = [f"fitted {cfg.model} (sklearn lbfgs, {s['iterations']} iterations; --optimizer does not apply)"]
+    elif s.get("solver") == "em":
+        its = "/".join(str(i) for i in s["iterations"])
+        conv = "" if s["converged"] else ", not converged"
+        parts = [f"fitted {cfg.model} (sklearn EM, {its} iterations bona fide/spoof{conv}; --optimizer does not apply)"]
     else:
         head = f"trained {cfg.model}/{cfg.optimizer} ({cfg.protocol} protocol)"
         parts = [f"{head}: {s['epochs_run']} epoch(s), best {s['best_epoch']}"]
