@@ -22,6 +22,27 @@ MAX_ITER = 10000
 TOL = 1e-6
 
 
+def solver_summary(solver: str, seconds: float, cpu: float, **extra: Any) -> dict[str, Any]:
+    """The training summary of a library fit (no epochs, steps or gradients), in the keys the epoch loop writes so
+    that `train`, `report` and the app read both alike."""
+    return {
+        "solver": solver,
+        **extra,
+        "epochs_run": 0,
+        "steps": 0,
+        "best_epoch": None,
+        "val_best_epoch": None,
+        "stopped_early": False,
+        "bn_recalibrated": False,
+        "grad_norm": None,
+        "layer_grad_norm_mean": {},
+        "train_seconds": seconds,
+        "train_cpu_seconds": cpu,
+        "wall_seconds": seconds,
+        "samples_per_second": None,
+    }
+
+
 def logreg_settings(model_config: dict[str, Any]) -> dict[str, Any]:
     """The fit settings of a logreg run: defaults overridden by the training config's model options."""
     return {**LOGREG_DEFAULTS, **{k: v for k, v in model_config.items() if k in LOGREG_DEFAULTS}}
@@ -78,23 +99,7 @@ def fit_convex(
     }
     if log is not None:
         log(f"logreg: lbfgs converged in {n_iter} iterations, weighted log-loss {loss:.4f}, {seconds:.2f} s")
-    summary = {
-        "solver": "convex",
-        "iterations": n_iter,
-        "epochs_run": 0,
-        "steps": 0,
-        "final_train_loss": loss,
-        "best_epoch": None,
-        "val_best_epoch": None,
-        "stopped_early": False,
-        "bn_recalibrated": False,
-        "grad_norm": None,
-        "layer_grad_norm_mean": {},
-        "train_seconds": seconds,
-        "train_cpu_seconds": cpu,
-        "wall_seconds": seconds,
-        "samples_per_second": None,
-    }
+    summary = solver_summary("convex", seconds, cpu, iterations=n_iter, final_train_loss=loss)
     hparams = {
         **settings,
         "solver": "lbfgs",

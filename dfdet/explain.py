@@ -340,13 +340,7 @@ def explain_detector(
         gsums = {m: group_sums(a.values, gs) for m, a in results.items()}
         gabs = {m: group_sums(np.abs(a.values), gs) for m, a in results.items()}
         for i in range(N):
-            r: dict[str, Any] = {
-                "utt_id": ids[i],
-                "label": _label_name(int(y[i])),
-                "score": float(scores[i]),
-                "decision": "spoof" if decision[i] else "bonafide",
-                "correct": bool(correct[i]) if y[i] >= 0 else None,
-            }
+            r = _sample_head(ids[i], int(y[i]), float(scores[i]), bool(decision[i]), bool(correct[i]))
             for m, a in results.items():
                 v = a.values[i]
                 entry: dict[str, Any] = {
@@ -530,14 +524,8 @@ def explain_frames(
     records: list[dict[str, Any]] = []
     if per_sample:
         for i in range(N):
-            r: dict[str, Any] = {
-                "utt_id": ids[i],
-                "label": _label_name(int(y[i])),
-                "score": float(scores[i]),
-                "decision": "spoof" if decision[i] else "bonafide",
-                "correct": bool(correct[i]) if y[i] >= 0 else None,
-                "n_frames": int(n_frames[i]),
-            }
+            r = _sample_head(ids[i], int(y[i]), float(scores[i]), bool(decision[i]), bool(correct[i]))
+            r["n_frames"] = int(n_frames[i])
             for m, a in per_frame.items():
                 v = a[i].sum(axis=0)
                 va = np.abs(a[i]).sum(axis=0)
@@ -585,6 +573,17 @@ def completeness_record(a: Attributions) -> dict[str, Any]:
         if (np.abs(diff) > IG_ATOL).any()
         else 0.0,
         "f_baseline": float(a.f_baseline[0]) if len(ok) else float("nan"),
+    }
+
+
+def _sample_head(utt_id: str, y: int, score: float, spoof: bool, correct: bool) -> dict[str, Any]:
+    """The fields every per-sample record starts with."""
+    return {
+        "utt_id": utt_id,
+        "label": _label_name(y),
+        "score": score,
+        "decision": "spoof" if spoof else "bonafide",
+        "correct": correct if y >= 0 else None,
     }
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dfdet.chunks import standardize_frames
+from dfdet.convex import solver_summary
 from dfdet.errors import DfdetError
 from dfdet.models import GMM_DEFAULTS, build_model
 
@@ -99,22 +100,12 @@ def fit_gmm_pair(
             )
     module.eval()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    summary = {
-        "solver": "em",
-        "iterations": [r["iterations"] for r in history],
-        "converged": all(r["converged"] for r in history),
-        "epochs_run": 0,
-        "steps": 0,
-        "best_epoch": None,
-        "val_best_epoch": None,
-        "stopped_early": False,
-        "bn_recalibrated": False,
-        "grad_norm": None,
-        "layer_grad_norm_mean": {},
-        "train_seconds": seconds,
-        "train_cpu_seconds": cpu,
-        "wall_seconds": seconds,
-        "samples_per_second": None,
-    }
+    summary = solver_summary(
+        "em",
+        seconds,
+        cpu,
+        iterations=[r["iterations"] for r in history],
+        converged=all(r["converged"] for r in history),
+    )
     hparams = {**settings, "solver": "em", "library": f"scikit-learn {sklearn.__version__}"}
     return module, history, summary, hparams

@@ -10,20 +10,13 @@ import torch
 
 from dfdet.cli import cli
 from tests.contract import assert_scores_agree
-from tests.test_frame_models import CHUNK, _cfg, _corpus, _frame_store, one_torch_thread  # noqa: F401 (autouse)
+from tests.test_frame_models import CHUNK, one_torch_thread, trained_lcnn  # noqa: F401 (autouse)
 
 
 @pytest.fixture(scope="module")
 def lcnn(tmp_path_factory):
-    """A tiny LCNN trained on a generated lfcc frame store (utterances of 25, 60 and 110 frames; chunks of 32)."""
-    from dfdet.artifact import save_result
-    from dfdet.frametraining import fit_frames
-
     root = tmp_path_factory.mktemp("framegrad")
-    audio = _corpus(root / "audio")
-    store = _frame_store(root / "f.h5", audio)
-    model = root / "lcnn.pt"
-    save_result(model, fit_frames(store, np.arange(len(audio)), _cfg(epochs=2), seed=0))
+    audio, store, model = trained_lcnn(root)
     return root, audio, store, model
 
 

@@ -12,21 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from dfdet.cli import cli
-from tests.test_frame_models import CHUNK, _cfg, _corpus, _frame_store, one_torch_thread  # noqa: F401 (autouse)
+from tests.test_frame_models import CHUNK, one_torch_thread, trained_lcnn  # noqa: F401 (autouse)
 
 SMALL = dict(max_rows=None, n_directions=1, alphas=np.linspace(-0.5, 0.5, 5), power_iters=4, show_progress=False)
 
 
 @pytest.fixture(scope="module")
 def lcnn(tmp_path_factory):
-    from dfdet.artifact import save_result
-    from dfdet.frametraining import fit_frames
-
-    root = tmp_path_factory.mktemp("framelandscape")
-    audio = _corpus(root / "audio")
-    store = _frame_store(root / "f.h5", audio)
-    model = root / "lcnn.pt"
-    save_result(model, fit_frames(store, np.arange(len(audio)), _cfg(epochs=2), seed=0))
+    _, store, model = trained_lcnn(tmp_path_factory.mktemp("framelandscape"))
     return store, model
 
 

@@ -74,6 +74,19 @@ def _cfg(**kw):
     return make_config("default", **{**base, **kw})
 
 
+def trained_lcnn(root):
+    """(audio, store, model): a tiny LCNN trained 2 epochs on a generated lfcc frame store under `root`
+    (utterances of 23, 58 and 108 frames; chunks of 32), for the tests of the gradient tools."""
+    from dfdet.artifact import save_result
+    from dfdet.frametraining import fit_frames
+
+    audio = _corpus(root / "audio")
+    store = _frame_store(root / "f.h5", audio)
+    model = root / "lcnn.pt"
+    save_result(model, fit_frames(store, np.arange(len(audio)), _cfg(epochs=2), seed=0))
+    return audio, store, model
+
+
 # --------------------------------------------------------------------------------------------------- chunks
 def test_tile_repeats_short_clips_and_chunks_have_fixed_length():
     m = np.arange(5 * 2, dtype=np.float32).reshape(5, 2)

@@ -17,7 +17,7 @@ from tests.test_frame_models import CHUNK, _cfg, _corpus, _frame_store, one_torc
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("gmm")
     audio = _corpus(root / "audio")
-    return root, audio, _frame_store(root / "f.h5", audio)
+    return audio, _frame_store(root / "f.h5", audio)
 
 
 def _gmm_cfg(**kw):
@@ -67,7 +67,7 @@ def test_fit_is_seeded_records_em_and_scores_like_dfdet_score(tmp_path, runner, 
     from dfdet.frametraining import fit_frames
     from dfdet.scores import read_scores
 
-    _, audio, store = corpus
+    audio, store = corpus
     rows = np.arange(len(audio))
     a = fit_frames(store, rows, _gmm_cfg(), seed=0)
     b = fit_frames(store, rows, _gmm_cfg(), seed=0)
@@ -96,7 +96,7 @@ def test_fit_is_seeded_records_em_and_scores_like_dfdet_score(tmp_path, runner, 
 
 
 def test_cli_train_and_explain_a_gmm(tmp_path, runner, corpus):
-    _, _, store = corpus
+    _, store = corpus
     model = tmp_path / "g.pt"
     r = runner.invoke(cli, ["train", str(store), "--model", "gmm", "--chunk-frames", str(CHUNK), "-o", str(model)])
     assert r.exit_code == 0, r.stderr

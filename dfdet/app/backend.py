@@ -941,16 +941,19 @@ def clip_saliency(
     except DfdetError as e:
         return None, f"saliency could not be computed: {e}"
     rec = records[0]
-    sal = rec["saliency"]["groups_abs"]
-    total = sum(sal.values())
     out = {
-        "saliency share (|grad|)": {k: (v / total if total > 0 else 0.0) for k, v in sal.items()},
+        "saliency share (|grad|)": _shares(rec["saliency"]["groups_abs"]),
         "integrated gradients (toward spoof)": dict(rec["ig"]["groups"]),
     }
     note = "attributions of the final detector's spoof-positive output w.r.t. the standardised features (captum)"
     if not getattr(explainer, "exact", True):
         note += "; isotonic calibration: gradients of the pre-calibration score"
     return out, note
+
+
+def _shares(values: dict[str, float]) -> dict[str, float]:
+    total = sum(values.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in values.items()}
 
 
 def frame_saliency(
@@ -968,10 +971,8 @@ def frame_saliency(
     except DfdetError as e:
         return None, f"saliency could not be computed: {e}"
     rec = records[0]
-    sal = rec["saliency"]["groups_abs"]
-    total = sum(sal.values())
     out = {
-        "saliency share (|grad|)": {k: (v / total if total > 0 else 0.0) for k, v in sal.items()},
+        "saliency share (|grad|)": _shares(rec["saliency"]["groups_abs"]),
         "input x gradient (toward spoof)": dict(rec["ixg"]["groups"]),
     }
     note = "attributions of the final detector's spoof-positive output w.r.t. the standardised frames, summed over "
