@@ -376,7 +376,8 @@ def frame_methods(methods: str | Sequence[str]) -> list[str]:
 
 def frame_attributions(det: DiffDetector, inputs: Sequence[Any], method: str, module: nn.Module) -> list[np.ndarray]:
     """[T, D] attributions of `module`'s spoof-positive output for each utterance in `inputs` (tensors [T, D]), in
-    the detector's equal-length batches (`FrameDiffDetector.batches`), so memory is bounded by its chunk budget."""
+    the detector's equal-length batches (`FrameDiffDetector.batches`: utterances grouped up to its chunk budget; an
+    utterance longer than the budget goes alone, all its chunks in one pass)."""
     import torch
     from captum.attr import InputXGradient, Saliency
 
