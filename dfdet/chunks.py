@@ -7,6 +7,8 @@ training and in scoring alike, so the model never sees padding.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 DEFAULT_CHUNK_FRAMES = 400  # 4 s at the lfcc recipe's 10 ms frame shift
@@ -36,6 +38,14 @@ def chunk_at(frames: np.ndarray, start: int, length: int) -> np.ndarray:
     if len(frames) <= length:
         return tile(frames, length)
     return np.asarray(frames[int(start) : int(start) + int(length)])
+
+
+def standardized_chunks(
+    mats: Iterable[np.ndarray], starts: Iterable[int], length: int, mean: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """Standardised chunks [B, length, D] (float32): one per frame matrix, at its start (short ones tiled)."""
+    pairs = zip(mats, starts, strict=True)
+    return np.stack([standardize_frames(chunk_at(m, s, length), mean, scale) for m, s in pairs])
 
 
 def utterance_chunk_starts(n: int, length: int) -> np.ndarray:

@@ -352,7 +352,7 @@ def fit_vector(
     from dfdet.models import model_solver
     from dfdet.training import train_model
 
-    # a convex model has no epochs to stop early: held-out validation groups would only shrink its training data
+    # a library fit (convex, EM) has no epochs to stop early: held-out validation groups would only shrink its data
     fraction = 0.0 if model_solver(model) != "epochs" else config.val_split
     fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)
@@ -382,7 +382,7 @@ def fit_frames_fold(
         raise UsageError(f"model {model!r} reads frames", "cross-validate a frame store (featurize --recipe lfcc)")
     from dfdet.models import model_solver
 
-    # a convex model has no epochs to stop early: held-out validation groups would only shrink its training data
+    # a library fit (convex, EM) has no epochs to stop early: held-out validation groups would only shrink its data
     fraction = 0.0 if model_solver(model) != "epochs" else config.val_split
     fit, val = validation_rows(fs, train_rows, fraction, seed)
     cfg = replace(config, model=model, seed=int(seed), val_split=0.0, track_steps=False)

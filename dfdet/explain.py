@@ -480,13 +480,13 @@ def explain_frames(
         "time_bins": TIME_BINS,
         "methods": {},
     }
-    per_frame: dict[str, list[np.ndarray]] = {}
+    per_frame: dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}  # attributions, sums, time profiles
     it = progress(methods) if progress is not None else methods
     for m in it:
         a = frame_attributions(det, Z, m, module)
-        per_frame[m] = a
         sums = np.stack([v.sum(axis=0) for v in a])
         prof = np.stack([time_profile(v).sum(axis=1) for v in a])
+        per_frame[m] = (a, sums, prof)
         rec: dict[str, Any] = {"captum": METHOD_NAMES[m]}
         rec["splits"] = {k: aggregate(sums[mask], names, gs, top) for k, mask in masks.items()}
         rec["time_profile"] = {
@@ -527,15 +527,15 @@ def explain_frames(
         for i in range(N):
             r = _sample_head(ids[i], int(y[i]), float(scores[i]), bool(decision[i]), bool(correct[i]))
             r["n_frames"] = int(n_frames[i])
-            for m, a in per_frame.items():
-                v = a[i].sum(axis=0)
+            for m, (a, sums, prof) in per_frame.items():
+                v = sums[i]
                 va = np.abs(a[i]).sum(axis=0)
                 entry: dict[str, Any] = {
                     "total": float(v.sum()),
                     "total_abs": float(va.sum()),
                     "groups": {g.name: float(v[g.start : g.stop].sum()) for g in gs},
                     "groups_abs": {g.name: float(va[g.start : g.stop].sum()) for g in gs},
-                    "time_profile": [float(t) for t in time_profile(a[i]).sum(axis=1)],
+                    "time_profile": [float(t) for t in prof[i]],
                 }
                 if per_sample_top > 0:
                     top_i = np.argsort(-np.abs(v), kind="stable")[:per_sample_top]

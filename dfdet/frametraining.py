@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dfdet.chunks import chunk_at, random_starts, standardize_frames, utterance_logits
+from dfdet.chunks import random_starts, standardized_chunks, utterance_logits
 from dfdet.errors import DfdetError, InputError, UsageError
 from dfdet.jsonio import plain
 from dfdet.models import build_model, model_input, model_solver
@@ -179,8 +179,7 @@ def chunk_batch(
     fr: FrameRows, idx: np.ndarray, starts: np.ndarray, length: int, mean: np.ndarray, scale: np.ndarray
 ) -> np.ndarray:
     """Standardised chunks [B, length, D] (float32) of local rows `idx` at `starts`."""
-    pairs = zip(idx, starts, strict=True)
-    return np.stack([standardize_frames(chunk_at(fr.get(i), s, length), mean, scale) for i, s in pairs])
+    return standardized_chunks((fr.get(i) for i in idx), starts, length, mean, scale)
 
 
 def rows_logits(module: nn.Module, fr: FrameRows, mean: np.ndarray, scale: np.ndarray, length: int) -> np.ndarray:

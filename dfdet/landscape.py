@@ -728,17 +728,12 @@ def landscape_inputs(detector: Any, fs: FeatureSet, idx: np.ndarray, seed: int =
         rows = {"inputs": "rows (standardised with the model's scaler)", "rows_hash": array_hash(fs.X[idx], fs.y[idx])}
         return X, rows
     from dfdet.attacks import frames_of
-    from dfdet.chunks import chunk_at, random_starts, standardize_frames
+    from dfdet.chunks import random_starts, standardized_chunks
 
     mats = frames_of(fs.subset(idx))
     length = int(detector.chunk_frames)
     starts = random_starts(np.array([len(m) for m in mats]), length, np.random.default_rng([seed, 1]))
-    chunks = np.stack(
-        [
-            standardize_frames(chunk_at(m, s, length), detector.scaler_mean, detector.scaler_scale)
-            for m, s in zip(mats, starts, strict=True)
-        ]
-    )
+    chunks = standardized_chunks(mats, starts, length, detector.scaler_mean, detector.scaler_scale)
     return torch.from_numpy(chunks), {
         "inputs": "one random chunk per utterance (short ones tiled), standardised with the model's scaler",
         "chunk_frames": length,

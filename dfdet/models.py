@@ -21,10 +21,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {}
 MODEL_HELP: dict[str, str] = {}
 MODEL_INPUT: dict[str, str] = {}  # "vector" ([N, D] rows) or "frames" ([N, T, D] chunks of a frame store)
 INPUT_KINDS = ("vector", "frames")
-# How a model is fitted: "epochs" (the study's loop: an optimizer, batches, early stopping) or "convex" (a library
-# solver to convergence, dfdet.convex; the --optimizer options do not apply).
+# How a model is fitted: "epochs" (the study's loop: an optimizer, batches, early stopping), "convex" (a library
+# solver to convergence, dfdet.convex) or "em" (expectation-maximisation, dfdet.gmm); --optimizer applies to epochs.
 MODEL_SOLVER: dict[str, str] = {}
-SOLVERS = ("epochs", "convex", "em")  # em: expectation-maximisation by scikit-learn (dfdet.gmm)
+SOLVERS = ("epochs", "convex", "em")
 # logreg's fit settings: C=0.1 is scikit-learn's default 1.0 made ten times stronger for 120 correlated statistics
 # from ~1,000 clips; chosen before any cross-validation and not tuned on it (MODEL_CARD of models/default: 0.03-0.3).
 LOGREG_DEFAULTS: dict[str, Any] = {"C": 0.1, "class_weight": "balanced"}

@@ -839,11 +839,15 @@ def inspect_upload(
         threshold=loaded.threshold,
     )
     if loaded.scorer.input_kind == "frames":
-        frames = np.asarray(value, dtype=np.float32).reshape(-1, len(rec.feature_names))  # as `score` reads them
-        out.saliency, out.saliency_note = frame_saliency(explainer, frames)
+        out.saliency, out.saliency_note = frame_saliency(explainer, _frames(value, rec))
     else:
         out.saliency, out.saliency_note = clip_saliency(explainer, vec, ig_steps)
     return out
+
+
+def _frames(value: Any, rec: Any) -> np.ndarray:
+    """A frame recipe's extracted value as [T, D] float32 frames, as `score` reads them."""
+    return np.asarray(value, dtype=np.float32).reshape(-1, len(rec.feature_names))
 
 
 def _shown_features(loaded: LoadedDetector, value: Any) -> tuple[np.ndarray, list[str], list[tuple[str, int, int]]]:
@@ -855,7 +859,7 @@ def _shown_features(loaded: LoadedDetector, value: Any) -> tuple[np.ndarray, lis
     if not getattr(rec, "frames", False):
         vec = np.asarray(value, dtype=np.float64).reshape(-1).astype(np.float32)
         return vec, list(rec.feature_names), spans
-    frames = np.asarray(value, dtype=np.float32).reshape(-1, len(rec.feature_names))  # float32 as `score` reads them
+    frames = _frames(value, rec)
     if loaded.scorer.input_kind == "frames":
         return frames.mean(axis=0, dtype=np.float64).astype(np.float32), [f"{n}_mean" for n in rec.feature_names], spans
     from dfdet.store import frame_stat_layout

@@ -117,6 +117,8 @@ def explain(
     det = load_diff_detector(model_path, calibration)
     frames = det.input_kind == "frames"
     meths = frame_methods(methods or FRAME_METHODS) if frames else parse_methods(methods or METHODS)
+    if frames and n_steps != 64:
+        raise UsageError("--n-steps applies to integrated gradients, which frame models do not offer", "drop it")
     fs = load_features(feats)
     det.check_features(fs)
     if len(fs) == 0:
@@ -124,9 +126,10 @@ def explain(
     idx = stratified_subsample(fs.y, max_rows, settings.seed)
     sub = fs.subset(idx) if len(idx) < len(fs) else fs
     console.verbose(f"explain: {det.kind} {model_path}, {len(sub)} of {len(fs)} rows, methods {meths}")
-    if frames and n_steps != 64:
-        raise UsageError("--n-steps applies to integrated gradients, which frame models do not offer", "drop it")
-    names, groups = (sub.frames.names, sub.frames.groups) if frames and sub.frames is not None else (None, None)
+    # a frame model reads the per-frame dimensions; a vector model the rows (on a frame store: frame statistics)
+    names, groups = sub.feature_names, sub.groups
+    if frames and sub.frames is not None:
+        names, groups = sub.frames.names, sub.frames.groups
     summary, records = run_explain(
         det,
         det.inputs_of(sub),
@@ -135,8 +138,8 @@ def explain(
         members=not no_members,
         n_steps=n_steps,
         top=top,
-        feature_names=names or (None if frames else sub.feature_names),
-        groups=groups or (None if frames else sub.groups),
+        feature_names=names,
+        groups=groups,
         per_sample=bool(per_sample),
         per_sample_top=sample_top,
         utt_ids=sub.utt_id,
