@@ -3,7 +3,7 @@
 #   make test                         the test suite (what CI runs)
 #   make seed-study SEED154=...npz    the study on the original 3000x154 feature matrix, both protocols
 #   make reproduce ASVSPOOF=/path/LA ITW=/path/release_in_the_wild    the study on the real corpora
-#   make models SHARED=../shared      rebuild the shipped detectors in models/ (bit for bit, one torch thread)
+#   make models SHARED=../shared      rebuild the shipped detectors in models/ (bit for bit on the same CPU)
 .DELETE_ON_ERROR:
 # Every artifact is kept (pattern-rule outputs would otherwise be deleted as intermediates).
 .SECONDARY:
@@ -265,8 +265,8 @@ reproduce: $(RREPORT)/index.html
 # ---------------------------------------------------------------------------------------------------------------
 # The shipped detectors: models/NAME/ (committed, and package data of the wheel), rebuilt from the shared data by
 #   make models SHARED=../shared
-# One torch/BLAS thread, fixed seeds: the same dfdet, torch and numpy rebuild every weight, threshold, calibration,
-# ensemble and evaluation bit for bit; only each artifact's `provenance` record (time, argv, host) and the paths of
+# One torch/BLAS thread, fixed seeds: the same dfdet, torch and numpy on the same CPU rebuild every weight, threshold,
+# calibration, ensemble and evaluation bit for bit (another CPU: the quoted figures within 0.02); only each artifact's `provenance` record (time, argv, host) and the paths of
 # the intermediate stores under MW differ (dfdet.shipped.fingerprint leaves exactly those out; tests/test_shipped.py
 # rebuilds into a temporary MODELS_OUT and compares). detector.json and MODEL_CARD.md are written by hand.
 MODELS_OUT ?= models

@@ -43,6 +43,33 @@ def array_hash(*arrays: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def cpu_signature() -> dict[str, str]:
+    """Vendor, model, cache and a hash of the instruction-set flags of the first CPU.
+
+    BLAS and oneDNN pick float32 kernels by these: two machines with the same torch and `cpu_capability` (AVX512)
+    but different flags (one with AMX) train the same seeded CNN to weights that differ in the last bits.
+    """
+    sig = {"machine": platform.machine()}
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # not Linux: the machine type is all we know
+        return sig
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the first processor's block
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = " ".join(sorted(fields.get("flags", fields.get("Features", "")).split()))
+    sig.update(
+        vendor=fields.get("vendor_id") or fields.get("CPU implementer", ""),  # x86, or Arm's implementer code
+        model=fields.get("model name", ""),
+        cache=fields.get("cache size", ""),
+        flags_sha=hashlib.sha256(flags.encode()).hexdigest()[:16],
+    )
+    return sig
+
+
 def provenance(**extra: Any) -> dict[str, Any]:
     """A JSON-able record of the running dfdet, python, key libraries, argv and UTC time."""
     libs = {}
@@ -58,6 +85,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "argv": list(sys.argv),
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    rec["cpu"] = cpu_signature()
     torch = sys.modules.get("torch")
     if torch is not None:  # float sums depend on it: the same seed reproduces bit for bit only at the same count
         rec["torch_threads"] = torch.get_num_threads()

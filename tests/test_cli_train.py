@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import torch
 
 from dfdet.cli import cli
+from dfdet.provenance import cpu_signature
 from tests.test_training import make_fs
 
 
@@ -27,6 +29,9 @@ def test_train_writes_model_and_history_and_nothing_on_stdout(tmp_path, runner):
     raw = torch.load(out, weights_only=True)
     assert raw["training"]["epochs"] == 2 and raw["training"]["batch_size"] == 16
     assert raw["provenance"]["torch_threads"] == torch.get_num_threads()  # bit-for-bit reruns need the same count
+    assert raw["provenance"]["cpu"] == cpu_signature()  # ... and the same CPU (its float kernels)
+    if os.path.exists("/proc/cpuinfo"):
+        assert len(raw["provenance"]["cpu"]["flags_sha"]) == 16 and raw["provenance"]["cpu"]["vendor"]
     hist = [json.loads(line) for line in (tmp_path / "m.history.jsonl").read_text().splitlines()]
     assert {h["type"] for h in hist} == {"step", "epoch"}
     assert sum(h["type"] == "epoch" for h in hist) == 2

@@ -1,5 +1,6 @@
 """Shipped detectors: `dfdet models`, `dfdet score --detector NAME`, the default detector and its absence, the
-positional detector rule, the wheel's package data, and `make models` rebuilding the committed folder bit for bit."""
+positional detector rule, the wheel's package data, and `make models` rebuilding the committed folder (bit for bit
+on the same CPU)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -15,7 +17,16 @@ import pytest
 
 from dfdet.cli import cli
 from dfdet.scores import read_scores
-from dfdet.shipped import CARD, artifact_files, find, fingerprint, looks_like_detector, resolve, shipped_root
+from dfdet.shipped import (
+    CARD,
+    artifact_files,
+    compare_rebuild,
+    find,
+    fingerprint,
+    looks_like_detector,
+    resolve,
+    shipped_root,
+)
 from tests.conftest import ROOT, SEED154_NPZ, SHARED
 from tests.fixtures import bona_signal, spoof_signal, write_audio
 
@@ -282,19 +293,55 @@ def test_fingerprint_ignores_provenance_but_not_one_weight_bit(tmp_path):
     assert fingerprint(tmp_path / "sgd.cal.json") != fingerprint(FOLDER / "sgd.cal.json")
 
 
+def test_compare_rebuild_tells_a_last_bit_rebuild_from_a_wrong_one(tmp_path):
+    """What the rebuild test accepts on another CPU: other weight bytes and figures moved within the tolerance, but
+    not a figure moved beyond it, a changed tensor shape or a missing artifact."""
+    import torch
+
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(FOLDER, rebuilt)
+    same = compare_rebuild(FOLDER, rebuilt)
+    assert same.differing == [] and same.problems == [] and len(same.identical) == len(artifact_files(FOLDER))
+
+    obj = torch.load(rebuilt / "sgd.pt", map_location="cpu", weights_only=True)
+    name, w = next((k, v) for k, v in obj["state_dict"].items() if v.dtype == torch.float32)
+    obj["state_dict"][name] = w * 1.001
+    torch.save(obj, rebuilt / "sgd.pt")
+    doc = json.loads((rebuilt / "eval.json").read_text())
+    doc["results"][0]["eer"] += 0.01
+    (rebuilt / "eval.json").write_text(json.dumps(doc))
+    close = compare_rebuild(FOLDER, rebuilt)
+    assert close.differing == ["eval.json", "sgd.pt"] and close.problems == []
+    assert close.largest[0] == "eval.json/results[0]/eer" and abs(close.largest[1] - 0.01) < 1e-12
+
+    doc["results"][0]["eer"] += 0.02
+    (rebuilt / "eval.json").write_text(json.dumps(doc))
+    obj["state_dict"][name] = w[..., :1]
+    torch.save(obj, rebuilt / "sgd.pt")
+    (rebuilt / "adam.cal.json").unlink()
+    wrong = compare_rebuild(FOLDER, rebuilt)
+    assert [p.split(":")[0] for p in wrong.problems] == [
+        "adam.cal.json",
+        "eval.json/results[0]/eer",
+        f"sgd.pt/state_dict/{name}",
+    ]
+
+
 @pytest.mark.slow
 def test_make_models_rebuilds_the_committed_folder(tmp_path):
-    """`make models` into a temporary dir: every weight, threshold, calibration, fusion and metric is identical."""
+    """`make models` into a temporary dir. On the CPU that built the folder every weight, threshold, calibration,
+    fusion and metric is identical; on another CPU (other float32 kernels) the artifacts keep their form and every
+    quoted figure stays within the tolerance."""
     if not SEED154_NPZ.exists():
         pytest.skip(f"shared data not present at {SEED154_NPZ}")
     if shutil.which("make") is None:
         pytest.skip("needs GNU make")
     import torch
 
-    built = json.loads((FOLDER / "detector.json").read_text())["built_with"]
-    here = {"torch": torch.__version__.split("+")[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    if any(built[k] != v for k, v in here.items()):
-        pytest.skip(f"bit-identical rebuilds are defined for the build the folder was made with ({built}), not {here}")
+    from dfdet.provenance import cpu_signature
+
+    built = torch.load(FOLDER / "sgd.pt", map_location="cpu", weights_only=True)["provenance"]
+    same_build = built.get("cpu") == cpu_signature() and built["libraries"]["torch"] == torch.__version__
     bin_dir = Path(sys.executable).parent
     out = tmp_path / "models"
     cmd = [
@@ -306,9 +353,10 @@ def test_make_models_rebuilds_the_committed_folder(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     folders = [NAME] + (["default"] if RS_LABELS.exists() else [])  # default needs the realspeech corpus
     for name in folders:
-        committed = artifact_files(ROOT / "models" / name)
-        rebuilt = artifact_files(out / name)
-        assert [p.name for p in rebuilt] == [p.name for p in committed]
-        differ = [p.name for p, q in zip(committed, rebuilt, strict=True) if fingerprint(p) != fingerprint(q)]
-        assert differ == [], f"rebuilt {name} artifacts differ from the committed ones: {differ}"
+        check = compare_rebuild(ROOT / "models" / name, out / name)
+        assert check.problems == [], f"rebuilt {name}: {check.summary()}: " + "; ".join(check.problems[:5])
+        if same_build:
+            assert check.differing == [], f"rebuilt {name} artifacts differ from the committed ones: {check.differing}"
+        elif check.differing:  # another CPU (or one not recorded): say how close, so the CI log shows it
+            warnings.warn(f"{name} rebuilt on another CPU than it was built on: {check.summary()}", stacklevel=1)
     assert len(read_scores(tmp_path / "work" / "seed154" / "scores" / "ensemble.tsv").utt_id) == 600
