@@ -11,7 +11,7 @@ so the fused attributions are exact. A positive attribution pushes towards "spoo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +37,19 @@ IG_MAX_STEPS = 1024
 # near 200 MB whatever the row count, the integrated-gradients steps or the ensemble size (captum's
 # `internal_batch_size` splits rows x steps).
 PASS_VALUES = 256 * 154
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """What `explain` computes, shared by the CLI, the app and the tests; one set for vector and frame detectors."""
+
+    methods: tuple[str, ...] | None = None  # None: the detector kind's default (METHODS, or FRAME_METHODS for frames)
+    n_steps: int = 64  # integrated-gradients steps (vector detectors; refined per row until completeness holds)
+    top: int = 20  # features listed per split
+    feature_names: Sequence[str] | None = None  # None: the detector's own, or f000...
+    groups: Sequence[FeatureGroup] | None = None  # None: the detector's recipe groups
+    per_sample: bool = False  # also return one record per row / utterance
+    per_sample_top: int = 5  # top features in each per-sample record
 
 
 def parse_methods(text: str | Sequence[str]) -> list[str]:
@@ -270,13 +283,7 @@ def explain_detector(
     det: DiffDetector,
     X: Any,
     y: Any,
-    methods: Sequence[str] = METHODS,
-    n_steps: int = 64,
-    top: int = 20,
-    feature_names: Sequence[str] | None = None,
-    groups: Sequence[FeatureGroup] | None = None,
-    per_sample: bool = False,
-    per_sample_top: int = 5,
+    opts: ExplainOptions = ExplainOptions(),
     utt_ids: Sequence[str] | None = None,
     progress: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -286,11 +293,9 @@ def explain_detector(
     (`input_kind == "frames"`, X a list of [T, D] frame matrices) goes to `explain_frames`.
     """
     if getattr(det, "input_kind", "vector") == "frames":
-        return explain_frames(
-            det, X, y, methods, top=top, feature_names=feature_names, groups=groups, per_sample=per_sample,
-            per_sample_top=per_sample_top, utt_ids=utt_ids, progress=progress,
-        )  # fmt: skip
-    methods = parse_methods(list(methods))
+        return explain_frames(det, X, y, opts, utt_ids=utt_ids, progress=progress)
+    methods = parse_methods(list(opts.methods or METHODS))
+    n_steps, top = opts.n_steps, opts.top
     y = np.asarray(y, dtype=np.int64).ravel()
     Z = det.standardize(X)
     N, D = Z.shape
@@ -298,10 +303,10 @@ def explain_detector(
         raise DfdetError("no rows to explain", "pass a feature store with at least one row")
     if len(y) != N:
         raise DfdetError(f"{len(y)} labels for {N} rows", "pass one label per row")
-    names = list(feature_names or det.feature_names or [f"f{i:03d}" for i in range(D)])
+    names = list(opts.feature_names or det.feature_names or [f"f{i:03d}" for i in range(D)])
     if len(names) != D:
         names = [f"f{i:03d}" for i in range(D)]
-    gs = check_groups(list(groups or det.groups or []), D)
+    gs = check_groups(list(opts.groups or det.groups or []), D)
     module = SpoofOutput.of(det.score_module)
     scores = det.scores_std(Z)
     decision = (scores < det.threshold).astype(np.int64)
@@ -336,7 +341,7 @@ def explain_detector(
         summary["methods"][m] = rec
 
     records: list[dict[str, Any]] = []
-    if per_sample:
+    if opts.per_sample:
         gsums = {m: group_sums(a.values, gs) for m, a in results.items()}
         gabs = {m: group_sums(np.abs(a.values), gs) for m, a in results.items()}
         for i in range(N):
@@ -349,8 +354,8 @@ def explain_detector(
                     "groups": {g.name: float(gsums[m][i, k]) for k, g in enumerate(gs)},
                     "groups_abs": {g.name: float(gabs[m][i, k]) for k, g in enumerate(gs)},
                 }
-                if per_sample_top > 0:
-                    top_i = np.argsort(-np.abs(v), kind="stable")[:per_sample_top]
+                if opts.per_sample_top > 0:
+                    top_i = np.argsort(-np.abs(v), kind="stable")[: opts.per_sample_top]
                     entry["top"] = [[names[j], float(v[j])] for j in top_i]
                 if a.delta is not None:
                     entry["delta"] = float(a.delta[i])
@@ -428,12 +433,7 @@ def explain_frames(
     det: DiffDetector,
     X: Any,
     y: Any,
-    methods: Sequence[str] = FRAME_METHODS,
-    top: int = 20,
-    feature_names: Sequence[str] | None = None,
-    groups: Sequence[FeatureGroup] | None = None,
-    per_sample: bool = False,
-    per_sample_top: int = 5,
+    opts: ExplainOptions = ExplainOptions(),
     utt_ids: Sequence[str] | None = None,
     progress: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -443,7 +443,8 @@ def explain_frames(
     dimension (then aggregated as for vector models), and profiled over TIME_BINS relative-time bins. Where the
     recipe has a `BandView` (lfcc), `time_frequency` is saliency w.r.t. the log filterbank energies: each
     utterance's |gradient| as shares over (time bin, band), averaged over utterances (each weighs the same)."""
-    methods = frame_methods(methods)
+    methods = frame_methods(opts.methods or FRAME_METHODS)
+    top = opts.top
     mats = [np.asarray(m) for m in X]
     y = np.asarray(y, dtype=np.int64).ravel()
     N = len(mats)
@@ -453,10 +454,10 @@ def explain_frames(
         raise DfdetError(f"{len(y)} labels for {N} utterances", "pass one label per utterance")
     Z = det.standardize(mats)
     D = det.input_dim
-    names = list(feature_names or det.feature_names or [])
+    names = list(opts.feature_names or det.feature_names or [])
     if len(names) != D:
         names = [f"f{i:03d}" for i in range(D)]
-    gs = check_groups(list(groups or det.groups or []), D)
+    gs = check_groups(list(opts.groups or det.groups or []), D)
     scores = det.scores_std(Z)
     decision = (scores < det.threshold).astype(np.int64)
     correct = decision == y
@@ -523,7 +524,7 @@ def explain_frames(
         summary["time_frequency_note"] = f"recipe {det.recipe} declares no band view; see the per-dimension values"
 
     records: list[dict[str, Any]] = []
-    if per_sample:
+    if opts.per_sample:
         for i in range(N):
             r = _sample_head(ids[i], int(y[i]), float(scores[i]), bool(decision[i]), bool(correct[i]))
             r["n_frames"] = int(n_frames[i])
@@ -537,8 +538,8 @@ def explain_frames(
                     "groups_abs": {g.name: float(va[g.start : g.stop].sum()) for g in gs},
                     "time_profile": [float(t) for t in prof[i]],
                 }
-                if per_sample_top > 0:
-                    top_i = np.argsort(-np.abs(v), kind="stable")[:per_sample_top]
+                if opts.per_sample_top > 0:
+                    top_i = np.argsort(-np.abs(v), kind="stable")[: opts.per_sample_top]
                     entry["top"] = [[names[j], float(v[j])] for j in top_i]
                 r[m] = entry
             if band_maps:
@@ -596,23 +597,24 @@ def explain(
     det: DiffDetector,
     X: Any,
     y: Any,
-    methods: Sequence[str] = METHODS,
+    opts: ExplainOptions = ExplainOptions(),
     members: bool = True,
-    **kw: Any,
+    utt_ids: Sequence[str] | None = None,
+    progress: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`explain_detector` on the detector and, for an ensemble, on each member (in its own standardised space).
 
     Per-sample records are those of the detector itself (the fused output for an ensemble).
     """
-    summary, records = explain_detector(det, X, y, methods, **kw)
+    summary, records = explain_detector(det, X, y, opts, utt_ids=utt_ids, progress=progress)
     summary["schema"] = "dfdet.explain/1"
     summary["detector_kind"] = det.kind
     summary["detector"] = det.path
     if members and det.members:
         summary["members"] = {}
-        kw2 = {k: v for k, v in kw.items() if k not in ("per_sample",)}
+        member_opts = replace(opts, per_sample=False)
         for name, m in det.members:
-            ms, _ = explain_detector(m, X, y, methods, per_sample=False, **kw2)
+            ms, _ = explain_detector(m, X, y, member_opts, utt_ids=utt_ids, progress=progress)
             ms["detector"] = m.path
             summary["members"][name] = ms
     return summary, records

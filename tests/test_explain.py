@@ -10,7 +10,16 @@ import torch
 
 from dfdet.attacks import load_diff_detector
 from dfdet.errors import UsageError
-from dfdet.explain import PASS_VALUES, aggregate, explain, explain_detector, group_sums, parse_methods, pass_rows
+from dfdet.explain import (
+    PASS_VALUES,
+    ExplainOptions,
+    aggregate,
+    explain,
+    explain_detector,
+    group_sums,
+    parse_methods,
+    pass_rows,
+)
 from dfdet.features import FeatureGroup
 from tests.test_attacks import blobs, linear_model_file, trained_module_file
 
@@ -32,9 +41,10 @@ def test_linear_attributions_are_analytic(tmp_path: Path) -> None:
     det = load_diff_detector(linear_model_file(tmp_path / "lin.pt", w, 0.5, mean, scale))
     X = (rng.normal(size=(20, D)) * scale + mean).astype(np.float32)
     y = np.repeat([0, 1], 10)
-    summary, records = explain_detector(
-        det, X, y, ["saliency", "ig", "ixg"], feature_names=NAMES, groups=GROUPS, per_sample=True, per_sample_top=D
+    opts = ExplainOptions(
+        ("saliency", "ig", "ixg"), feature_names=NAMES, groups=GROUPS, per_sample=True, per_sample_top=D
     )
+    summary, records = explain_detector(det, X, y, opts)
     z = ((X.astype(np.float64) - mean) / scale).astype(np.float32).astype(np.float64)
     # f = spoof logit = w . z + b: saliency |w|, IG from z = 0 and input x gradient both w * z
     sal = summary["methods"]["saliency"]["splits"]["all"]["feature_mean_abs"]
@@ -56,7 +66,7 @@ def test_linear_attributions_are_analytic(tmp_path: Path) -> None:
 def test_ig_completeness_within_one_percent_on_a_nonlinear_model(tmp_path: Path) -> None:
     X, y = blobs(30, D, shift=1.5, seed=1)
     det = load_diff_detector(trained_module_file(tmp_path / "cnn.pt", X, y, arch="cnn", steps=5))
-    summary, records = explain_detector(det, X, y, ["ig"], groups=GROUPS, per_sample=True, n_steps=32)
+    summary, records = explain_detector(det, X, y, ExplainOptions(("ig",), groups=GROUPS, per_sample=True, n_steps=32))
     Z = det.standardize(X)
     with torch.no_grad():
         f_x = -det.score_module(Z).double().numpy()
@@ -71,9 +81,8 @@ def test_ig_completeness_within_one_percent_on_a_nonlinear_model(tmp_path: Path)
 def test_group_totals_add_up_to_feature_totals(tmp_path: Path) -> None:
     X, y = blobs(40, D, seed=2)
     det = load_diff_detector(trained_module_file(tmp_path / "m.pt", X, y, hidden=[16], dropout=0.0, steps=30))
-    summary, records = explain_detector(
-        det, X, y, ["saliency", "ixg"], groups=GROUPS, feature_names=NAMES, per_sample=True, per_sample_top=0
-    )
+    opts = ExplainOptions(("saliency", "ixg"), groups=GROUPS, feature_names=NAMES, per_sample=True, per_sample_top=0)
+    summary, records = explain_detector(det, X, y, opts)
     for m in ("saliency", "ixg"):
         for agg in summary["methods"][m]["splits"].values():
             if agg["n"] == 0:
@@ -115,7 +124,7 @@ def test_ensemble_attributions_per_member_and_fused(tmp_path: Path) -> None:
     write_json(ens, doc)
     det = load_diff_detector(ens)
     assert pass_rows(det) == PASS_VALUES // (2 * D)  # the pass budget is shared among the members
-    summary, _ = explain(det, X, y, ["saliency"], groups=GROUPS)
+    summary, _ = explain(det, X, y, ExplainOptions(("saliency",), groups=GROUPS))
     assert set(summary["members"]) == {"a", "b"}
     np.testing.assert_allclose(
         summary["members"]["a"]["methods"]["saliency"]["splits"]["all"]["feature_mean_abs"], np.abs(w1), rtol=1e-5
@@ -141,7 +150,8 @@ def test_passes_stay_within_the_row_budget_and_batching_keeps_the_results(tmp_pa
     for budget in (10**6, 20):
         monkeypatch.setattr(ex, "PASS_VALUES", budget * D)
         seen.clear()
-        runs[budget] = explain_detector(det, X, y, ["saliency", "ig", "ixg"], per_sample=True, n_steps=8)
+        opts = ExplainOptions(("saliency", "ig", "ixg"), per_sample=True, n_steps=8)
+        runs[budget] = explain_detector(det, X, y, opts)
         assert seen
     assert max(seen) <= 20
     (big, rec_big), (small, rec_small) = runs[10**6], runs[20]

@@ -70,13 +70,13 @@ def test_band_saliency_is_the_score_gradient_pulled_back_through_the_numpy_recip
 
 def test_explain_frames_summaries_are_shares_and_cover_every_frame(lcnn):
     from dfdet.attacks import load_diff_detector
-    from dfdet.explain import TIME_BINS, explain, time_bins
+    from dfdet.explain import TIME_BINS, ExplainOptions, explain, time_bins
     from dfdet.store import load_features
 
     _, store, model = lcnn
     det = load_diff_detector(model)
     fs = load_features(store)
-    summary, records = explain(det, det.inputs_of(fs), fs.y, ("saliency", "ixg"), per_sample=True)
+    summary, records = explain(det, det.inputs_of(fs), fs.y, ExplainOptions(("saliency", "ixg"), per_sample=True))
     assert summary["input_kind"] == "frames" and summary["rows"] == len(fs) == len(records)
     assert [g[0] for g in summary["groups"]] == ["LFCC", "Delta", "Delta2"]
     tf = summary["time_frequency"]
@@ -134,7 +134,7 @@ def test_app_inspect_gives_a_frame_model_the_clips_saliency(lcnn):
     """The Inspect tab's per-clip saliency for an LCNN equals `explain` on the same clip's stored frames."""
     from dfdet.app.backend import inspect_upload, load_explainer, load_for_app
     from dfdet.attacks import load_diff_detector
-    from dfdet.explain import explain_frames
+    from dfdet.explain import ExplainOptions, explain_frames
     from dfdet.store import load_features
 
     root, store, model = lcnn
@@ -146,7 +146,7 @@ def test_app_inspect_gives_a_frame_model_the_clips_saliency(lcnn):
     det = load_diff_detector(model)
     fs = load_features(store)
     i = list(fs.utt_id).index(clip.stem)
-    _, recs = explain_frames(det, [det.inputs_of(fs)[i]], [-1], per_sample=True)
+    _, recs = explain_frames(det, [det.inputs_of(fs)[i]], [-1], ExplainOptions(per_sample=True))
     want = recs[0]["ixg"]["groups"]
     for g, v in d.saliency["input x gradient (toward spoof)"].items():
         assert v == pytest.approx(want[g], rel=1e-3, abs=1e-6)

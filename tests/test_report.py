@@ -143,15 +143,13 @@ def build_study(root: Path, full: bool = True) -> dict[str, Path]:
         lp.write_text(json.dumps(to_json_safe(land)))
         paths[f"{name}.landscape"] = lp
     from dfdet.attacks import attack_sweep, load_diff_detector
-    from dfdet.explain import explain
+    from dfdet.explain import ExplainOptions, explain
     from dfdet.shortcuts import shortcut_scan
 
     inputs = {"detector": {"path": str(paths["adam"])}, "features": {"path": "lab_test.h5"}}
     det = load_diff_detector(paths["adam"])
-    summary, _ = explain(
-        det, lab_test.X, lab_test.y, ["saliency", "ig"], n_steps=4, feature_names=lab_test.feature_names,
-        groups=lab_test.groups,
-    )  # fmt: skip
+    opts = ExplainOptions(("saliency", "ig"), n_steps=4, feature_names=lab_test.feature_names, groups=lab_test.groups)
+    summary, _ = explain(det, lab_test.X, lab_test.y, opts)
     summary["provenance"] = provenance(command="explain", inputs=inputs)
     xp = root / "analysis" / "adam.explain.json"
     xp.write_text(json.dumps(to_json_safe(summary)))

@@ -934,14 +934,13 @@ def clip_saliency(
     fraction of the total) and integrated-gradients sums (signed; positive pushes towards spoof)."""
     if explainer is None or not explain_available():
         return None, "saliency needs dfdet.explain and captum; it is omitted here"
-    from dfdet.explain import explain_detector
+    from dfdet.explain import ExplainOptions, explain_detector
 
     X = np.asarray(features, dtype=np.float32).reshape(1, -1)
     try:
         with one_thread():
-            _, records = explain_detector(
-                explainer, X, np.array([-1]), methods=("saliency", "ig"), n_steps=ig_steps, per_sample=True, top=5
-            )
+            opts = ExplainOptions(methods=("saliency", "ig"), n_steps=ig_steps, per_sample=True, top=5)
+            _, records = explain_detector(explainer, X, np.array([-1]), opts)
     except DfdetError as e:
         return None, f"saliency could not be computed: {e}"
     rec = records[0]
@@ -967,11 +966,12 @@ def frame_saliency(
     and input x gradient sums over the whole clip, and the filterbank bands its saliency peaks in."""
     if explainer is None or not explain_available():
         return None, "saliency needs dfdet.explain and captum; it is omitted here"
-    from dfdet.explain import explain_frames
+    from dfdet.explain import ExplainOptions, explain_frames
 
     try:
         with one_thread():
-            _, records = explain_frames(explainer, [frames], np.array([-1]), per_sample=True, per_sample_top=0)
+            opts = ExplainOptions(per_sample=True, per_sample_top=0)
+            _, records = explain_frames(explainer, [frames], np.array([-1]), opts)
     except DfdetError as e:
         return None, f"saliency could not be computed: {e}"
     rec = records[0]

@@ -109,7 +109,7 @@ def explain(
         raise UsageError("--by-system/--group-cv apply to --shortcuts", "add --shortcuts or drop them")
     model_path, feats = args
     from dfdet.attacks import load_diff_detector
-    from dfdet.explain import FRAME_METHODS, METHODS, format_summary, frame_methods, parse_methods
+    from dfdet.explain import FRAME_METHODS, METHODS, ExplainOptions, format_summary, frame_methods, parse_methods
     from dfdet.explain import explain as run_explain
     from dfdet.provenance import input_files, provenance
     from dfdet.splitting import stratified_subsample
@@ -130,18 +130,21 @@ def explain(
     names, groups = sub.feature_names, sub.groups
     if frames and sub.frames is not None:
         names, groups = sub.frames.names, sub.frames.groups
-    summary, records = run_explain(
-        det,
-        det.inputs_of(sub),
-        sub.y,
-        meths,
-        members=not no_members,
+    opts = ExplainOptions(
+        methods=tuple(meths),
         n_steps=n_steps,
         top=top,
         feature_names=names,
         groups=groups,
         per_sample=bool(per_sample),
         per_sample_top=sample_top,
+    )
+    summary, records = run_explain(
+        det,
+        det.inputs_of(sub),
+        sub.y,
+        opts,
+        members=not no_members,
         utt_ids=sub.utt_id,
         progress=lambda it: console.progress(it, desc="methods"),
     )
