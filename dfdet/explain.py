@@ -294,7 +294,7 @@ def explain_detector(
     """
     if getattr(det, "input_kind", "vector") == "frames":
         return explain_frames(det, X, y, opts, utt_ids=utt_ids, progress=progress)
-    methods = parse_methods(list(opts.methods or METHODS))
+    methods = parse_methods(list(METHODS if opts.methods is None else opts.methods))
     n_steps, top = opts.n_steps, opts.top
     y = np.asarray(y, dtype=np.int64).ravel()
     Z = det.standardize(X)
@@ -443,7 +443,7 @@ def explain_frames(
     dimension (then aggregated as for vector models), and profiled over TIME_BINS relative-time bins. Where the
     recipe has a `BandView` (lfcc), `time_frequency` is saliency w.r.t. the log filterbank energies: each
     utterance's |gradient| as shares over (time bin, band), averaged over utterances (each weighs the same)."""
-    methods = frame_methods(opts.methods or FRAME_METHODS)
+    methods = frame_methods(FRAME_METHODS if opts.methods is None else opts.methods)
     top = opts.top
     mats = [np.asarray(m) for m in X]
     y = np.asarray(y, dtype=np.int64).ravel()
