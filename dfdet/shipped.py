@@ -333,7 +333,7 @@ class RebuildCheck:
         where, delta = self.largest
         return (
             f"{len(self.identical)} artifacts bit-identical, {len(self.differing)} not; "
-            f"largest change of a quoted figure: {delta:.4g} ({where or 'none'}); {len(self.problems)} problems"
+            f"largest change of a metric: {delta:.4g} ({where or 'none'}); {len(self.problems)} problems"
         )
 
 

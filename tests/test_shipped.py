@@ -392,5 +392,6 @@ def test_make_models_rebuilds_the_committed_folder(tmp_path):
         if built_on(ROOT / "models" / name) == (cpu_signature(), torch.__version__.split("+")[0]):
             assert check.differing == [], f"rebuilt {name} artifacts differ from the committed ones: {check.differing}"
         elif check.differing:  # another CPU (or one not recorded): say how close, so the CI log shows it
-            warnings.warn(f"{name} rebuilt on another CPU than it was built on: {check.summary()}", stacklevel=1)
+            note = f"{name} rebuilt on a CPU its committed build does not record: {check.summary()}"
+            warnings.warn(note, stacklevel=1)
     assert len(read_scores(tmp_path / "work" / "seed154" / "scores" / "ensemble.tsv").utt_id) == 600
