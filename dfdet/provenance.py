@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import platform
@@ -49,6 +50,11 @@ def cpu_signature() -> dict[str, str]:
     BLAS and oneDNN pick float32 kernels by these: two machines with the same torch and `cpu_capability` (AVX512)
     but different flags (one with AMX) train the same seeded CNN to weights that differ in the last bits.
     """
+    return dict(_cpu_signature())  # a copy: callers may edit the record they embed
+
+
+@functools.cache
+def _cpu_signature() -> dict[str, str]:  # read once per process: every artifact written records it
     sig = {"machine": platform.machine()}
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")

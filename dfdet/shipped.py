@@ -271,7 +271,10 @@ def _canonical(obj: Any) -> Any:
     return obj
 
 
-def _load_artifact(p: Path) -> Any:
+def load_artifact(path: str | os.PathLike) -> Any:
+    """An artifact's content as Python objects: a .pt's dict (tensors kept), a torch-free .npz copy with its arrays
+    as digests and its metadata as JSON, or a JSON file."""
+    p = Path(path)
     if p.suffix == ".pt":
         import torch
 
@@ -290,8 +293,11 @@ def fingerprint(path: str | os.PathLike) -> str:
     Two builds whose fingerprints agree have identical weights, scalers, thresholds, calibrations, fusion weights and
     metrics; they may differ only in time, command line, host and work-dir paths (VOLATILE_KEYS, PATH_KEYS basename).
     """
-    obj = _load_artifact(Path(path))
-    blob = json.dumps(_canonical(obj), sort_keys=True, separators=(",", ":"), default=str)
+    return _digest(_canonical(load_artifact(path)))
+
+
+def _digest(canonical: Any) -> str:
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -326,8 +332,8 @@ class RebuildCheck:
 
     identical: list[str] = field(default_factory=list)  # artifacts whose fingerprints agree
     differing: list[str] = field(default_factory=list)  # artifacts whose fingerprints differ
-    problems: list[str] = field(default_factory=list)  # structure that differs, or a figure beyond the tolerance
-    largest: tuple[str, float] = ("", 0.0)  # the headline figure that moved most, and by how much
+    problems: list[str] = field(default_factory=list)  # structure, settings or counts that differ; a metric beyond
+    largest: tuple[str, float] = ("", 0.0)  # the metric that moved most, and by how much
 
     def summary(self) -> str:
         where, delta = self.largest
@@ -381,10 +387,10 @@ def compare_rebuild(
     for name in sorted(set(ours) ^ set(theirs)):
         check.problems.append(f"{name}: in only one build")
     for name in sorted(set(ours) & set(theirs)):
-        if fingerprint(ours[name]) == fingerprint(theirs[name]):
+        a, b = (_canonical(load_artifact(p)) for p in (ours[name], theirs[name]))  # each read once
+        if _digest(a) == _digest(b):  # = their fingerprints
             check.identical.append(name)
             continue
         check.differing.append(name)
-        a, b = (_canonical(_load_artifact(p)) for p in (ours[name], theirs[name]))
         _compare_tree(a, b, name, tolerance, check)
     return check

@@ -23,6 +23,7 @@ from dfdet.shipped import (
     compare_rebuild,
     find,
     fingerprint,
+    load_artifact,
     looks_like_detector,
     resolve,
     shipped_root,
@@ -344,14 +345,7 @@ def built_on(folder: Path) -> tuple[dict | None, str]:
     """The CPU a shipped folder's main artifact records (`provenance.cpu`; None in builds made before it was) and
     the torch its card names."""
     card = json.loads((folder / CARD).read_text())
-    main = folder / card["detector"]
-    if main.suffix == ".pt":
-        import torch
-
-        prov = torch.load(main, map_location="cpu", weights_only=True)["provenance"]
-    else:
-        prov = json.loads(main.read_text())["provenance"]
-    return prov.get("cpu"), card["built_with"]["torch"]
+    return load_artifact(folder / card["detector"])["provenance"].get("cpu"), card["built_with"]["torch"]
 
 
 @pytest.mark.slow
